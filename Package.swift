@@ -1,0 +1,47 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// The launcher (`vsecure-run`) depends only on targets that import neither Foundation nor
+// libcurl, so its static binary starts close to the cost of `/usr/bin/env`. Keep it that way:
+// VSecureCore, VSecureCrypto, VSecureVault and VSecureLauncher must not import Foundation.
+let package = Package(
+    name: "vsecure",
+    products: [
+        .executable(name: "vsecure", targets: ["vsecure"]),
+        .executable(name: "vsecure-run", targets: ["vsecure-run"]),
+        .library(name: "VSecureCore", targets: ["VSecureCore"]),
+        .library(name: "VSecureVault", targets: ["VSecureVault"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1", providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CLinux"),
+
+        .target(name: "VSecureCore"),
+        .target(name: "VSecureCrypto", dependencies: ["CSodium", "CLinux", "VSecureCore"]),
+        .target(name: "VSecureVault", dependencies: ["CSQLite", "VSecureCrypto", "VSecureCore", "CLinux"]),
+        .target(name: "VSecureLauncher", dependencies: ["CYAML", "CLinux", "VSecureVault", "VSecureCrypto", "VSecureCore"]),
+
+        .executableTarget(
+            name: "vsecure",
+            dependencies: [
+                "VSecureVault", "VSecureCrypto", "VSecureCore", "CLinux",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "vsecure-run", dependencies: ["VSecureLauncher"]),
+
+        .target(name: "TestSupport", dependencies: ["VSecureCore"], path: "Tests/TestSupport"),
+        .testTarget(name: "VSecureCoreTests", dependencies: ["VSecureCore", "TestSupport"]),
+        .testTarget(name: "VSecureCryptoTests", dependencies: ["VSecureCrypto", "TestSupport"]),
+        .testTarget(name: "VSecureVaultTests", dependencies: ["VSecureVault", "VSecureCrypto", "TestSupport"],
+                    resources: [.copy("Vectors")]),
+        .testTarget(name: "VSecureLauncherTests", dependencies: ["VSecureLauncher", "TestSupport"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,56 @@
+#ifndef VSECURE_CLINUX_SHIM_H
+#define VSECURE_CLINUX_SHIM_H
+/* Typed wrappers for the variadic or _GNU_SOURCE-only calls the launcher and the vault need. */
+/* No _GNU_SOURCE here: it would make these headers disagree with Swift's Glibc module.
+   The Linux-only constants are spelled out instead (values from the kernel's uapi headers). */
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <termios.h>
+#include <unistd.h>
+
+#ifndef MFD_CLOEXEC
+#define MFD_CLOEXEC 0x0001U
+#endif
+#ifndef MFD_ALLOW_SEALING
+#define MFD_ALLOW_SEALING 0x0002U
+#endif
+#ifndef F_ADD_SEALS
+#define F_ADD_SEALS (1024 + 9)
+#define F_SEAL_SEAL 0x0001
+#define F_SEAL_SHRINK 0x0002
+#define F_SEAL_GROW 0x0004
+#define F_SEAL_WRITE 0x0008
+#endif
+
+static inline int vsecure_set_not_dumpable(void) {
+    return prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+static inline int vsecure_disable_core_dumps(void) {
+    struct rlimit none = {0, 0};
+    return setrlimit(RLIMIT_CORE, &none);
+}
+static inline int vsecure_memfd_create(const char *name) {
+    return (int)syscall(SYS_memfd_create, name, MFD_CLOEXEC | MFD_ALLOW_SEALING);
+}
+static inline int vsecure_seal_all(int fd) {
+    return fcntl(fd, F_ADD_SEALS, F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE);
+}
+static inline int vsecure_clear_cloexec(int fd) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFD, flags & ~FD_CLOEXEC);
+}
+static inline int vsecure_open_create_exclusive(const char *path, mode_t mode) {
+    return open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
+}
+static inline int vsecure_open_read_nofollow(const char *path) {
+    return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+}
+static inline int vsecure_errno(void) { return errno; }
+static inline void vsecure_set_errno(int e) { errno = e; }
+#endif

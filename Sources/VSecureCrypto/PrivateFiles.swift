@@ -1,0 +1,164 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import VSecureCore
+
+/// Files that hold key material or the vault: created 0600 inside a 0700 directory whatever
+/// the umask, never through a symlink. Every system call of the package's file handling goes
+/// through here, with EINTR retried in one place.
+public enum PrivateFiles {
+    public static let keyFileBytes = 32
+
+    static func retrying<T: BinaryInteger>(_ call: () -> T) -> T {
+        while true {
+            let result = call()
+            if result >= 0 || vsecure_errno() != EINTR { return result }
+        }
+    }
+
+    public static func errnoText(_ code: Int32 = vsecure_errno()) -> String {
+        String(cString: strerror(code))
+    }
+
+    public static func ioError(_ what: String, path: String, code: Int32 = vsecure_errno()) -> VSecureError {
+        let status: ExitStatus = (code == ENOENT) ? .vaultMissing : .io
+        var error = VSecureError(status, "\(what) \(Quoted(path)): \(errnoText(code))")
+        if code == ENOSPC { error.hints.append("the disk is full; nothing was changed") }
+        if code == EACCES || code == EPERM { error.hints.append("check the permissions of \(path)") }
+        return error
+    }
+
+    public enum Kind { case missing, regular, directory, symlink, other }
+
+    public static func kind(of path: String) -> Kind {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return .missing }
+        switch info.st_mode & S_IFMT {
+        case S_IFREG: return .regular
+        case S_IFDIR: return .directory
+        case S_IFLNK: return .symlink
+        default: return .other
+        }
+    }
+
+    /// Creates the directory (and missing parents) with mode 0700; an existing directory is
+    /// left as it is unless it is the one vsecure would create, which is tightened to 0700.
+    public static func ensureDirectory(_ path: String, tighten: Bool) throws(VSecureError) {
+        if path.isEmpty || path == "/" || path == "." { return }
+        switch kind(of: path) {
+        case .directory:
+            if tighten { _ = chmod(path, 0o700) }
+            return
+        case .missing:
+            let parent = parentDirectory(of: path)
+            if parent != path { try ensureDirectory(parent, tighten: false) }
+            guard mkdir(path, 0o700) == 0 || vsecure_errno() == EEXIST else {
+                throw ioError("cannot create directory", path: path)
+            }
+            _ = chmod(path, 0o700)
+        case .symlink:
+            // A symlinked parent directory is the user's choice (e.g. a mounted volume); only the
+            // files themselves must not be links.
+            return
+        case .regular, .other:
+            throw VSecureError(.io, "\(Quoted(path)) exists and is not a directory")
+        }
+    }
+
+    public static func parentDirectory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        if slash == path.startIndex { return "/" }
+        return String(path[..<slash])
+    }
+
+    /// Creates a new file, mode 0600, refusing an existing file or a symlink, and writes `bytes`
+    /// into it durably.
+    public static func createFile(_ path: String, contents: UnsafeRawBufferPointer) throws(VSecureError) {
+        let fd = vsecure_open_create_exclusive(path, 0o600)
+        guard fd >= 0 else {
+            if vsecure_errno() == EEXIST { throw VSecureError(.conflict, "\(Quoted(path)) already exists", hint: "vsecure never overwrites a key or vault file; move it away first") }
+            if vsecure_errno() == ELOOP { throw VSecureError(.io, "\(Quoted(path)) is a symlink; refusing to write through it") }
+            throw ioError("cannot create", path: path)
+        }
+        defer { _ = close(fd) }
+        _ = fchmod(fd, 0o600)
+        var offset = 0
+        while offset < contents.count {
+            let n = retrying { write(fd, contents.baseAddress! + offset, contents.count - offset) }
+            guard n > 0 else {
+                let code = vsecure_errno()
+                _ = unlink(path)
+                throw ioError("cannot write", path: path, code: code)
+            }
+            offset += n
+        }
+        guard fsync(fd) == 0 else {
+            let code = vsecure_errno()
+            _ = unlink(path)
+            throw ioError("cannot write", path: path, code: code)
+        }
+    }
+
+    /// Creates an empty 0600 file for SQLite to open, refusing symlinks and existing files.
+    public static func createEmptyFile(_ path: String) throws(VSecureError) {
+        try createFile(path, contents: UnsafeRawBufferPointer(start: nil, count: 0))
+    }
+
+    /// Reads a key file. Refused before anything is read: a missing file, a symlink, anything
+    /// but a regular file, group or world access bits, a length other than 32 bytes.
+    public static func readKeyFile(_ path: String) throws(VSecureError) -> SecureBytes {
+        var info = stat()
+        guard lstat(path, &info) == 0 else {
+            if vsecure_errno() == ENOENT {
+                throw VSecureError(.key, "key file \(Quoted(path)) does not exist",
+                                   hint: "pass the vault's key with --key-file or VSECURE_KEY_FILE")
+            }
+            throw VSecureError(.key, "cannot read key file \(Quoted(path)): \(errnoText())")
+        }
+        guard info.st_mode & S_IFMT != S_IFLNK else {
+            throw VSecureError(.key, "key file \(Quoted(path)) is a symlink; refusing to follow it",
+                               hint: "point --key-file at the file itself")
+        }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw VSecureError(.key, "key file \(Quoted(path)) is not a regular file")
+        }
+        guard info.st_mode & 0o077 == 0 else {
+            throw VSecureError(.key, "key file \(Quoted(path)) is accessible by group or others (mode \(octal(info.st_mode & 0o777)))",
+                               hint: "run: chmod 600 \(path)")
+        }
+        guard info.st_size == keyFileBytes else {
+            throw VSecureError(.key, "key file \(Quoted(path)) has \(info.st_size) bytes; a vsecure key file has exactly \(keyFileBytes)")
+        }
+        let fd = vsecure_open_read_nofollow(path)
+        guard fd >= 0 else { throw VSecureError(.key, "cannot open key file \(Quoted(path)): \(errnoText())") }
+        defer { _ = close(fd) }
+        var opened = stat()
+        guard fstat(fd, &opened) == 0, opened.st_ino == info.st_ino, opened.st_dev == info.st_dev,
+              opened.st_size == keyFileBytes else {
+            throw VSecureError(.key, "key file \(Quoted(path)) changed while it was being read")
+        }
+        let key = SecureBytes(count: keyFileBytes)
+        let complete = key.withUnsafeMutableBytes { buffer -> Bool in
+            readFully(fd, into: buffer) == buffer.count
+        }
+        guard complete else { throw VSecureError(.key, "cannot read key file \(Quoted(path)): short read") }
+        return key
+    }
+
+    /// Reads until `buffer` is full or end of file; returns the byte count, or -1 on error.
+    public static func readFully(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer) -> Int {
+        var total = 0
+        while total < buffer.count {
+            let n = retrying { read(fd, buffer.baseAddress! + total, buffer.count - total) }
+            if n < 0 { return -1 }
+            if n == 0 { break }
+            total += n
+        }
+        return total
+    }
+
+    static func octal(_ mode: mode_t) -> String {
+        String(mode, radix: 8).count < 4 ? String(repeating: "0", count: 4 - String(mode, radix: 8).count) + String(mode, radix: 8) : String(mode, radix: 8)
+    }
+}

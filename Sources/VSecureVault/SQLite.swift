@@ -1,0 +1,185 @@
+import CSQLite
+import VSecureCore
+
+/// The funnel for SQLite: every C call and result code of the package lives in this file, and
+/// leaves it as a `VSecureError`. Statements only ever bind ciphertext and public text.
+final class SQLiteDatabase {
+    private(set) var handle: OpaquePointer?
+    let path: String
+
+    init(path: String, create: Bool) throws(VSecureError) {
+        self.path = path
+        var db: OpaquePointer?
+        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
+        if create { flags |= SQLITE_OPEN_CREATE }
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        handle = db
+        guard rc == SQLITE_OK else {
+            let error = Self.error(rc, db: db, path: path, context: "cannot open vault")
+            sqlite3_close_v2(db)
+            handle = nil
+            throw error
+        }
+        sqlite3_extended_result_codes(db, 1)
+        // Writers queue behind each other instead of failing; 30 s covers a stuck fsync.
+        sqlite3_busy_timeout(db, 30_000)
+    }
+
+    deinit { sqlite3_close_v2(handle) }
+
+    func execute(_ sql: String) throws(VSecureError) {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        sqlite3_free(message)
+        guard rc == SQLITE_OK else { throw Self.error(rc, db: handle, path: path, context: "vault query failed") }
+    }
+
+    func prepare(_ sql: String) throws(VSecureError) -> SQLiteStatement {
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard rc == SQLITE_OK, let statement else {
+            throw Self.error(rc, db: handle, path: path, context: "vault query failed")
+        }
+        return SQLiteStatement(statement, database: self)
+    }
+
+    private var transactionDepth = 0
+
+    /// Runs `body` in a transaction. Writers use IMMEDIATE so that two processes queue on the
+    /// write lock at BEGIN (honouring the busy timeout) instead of deadlocking on upgrade.
+    /// Nested calls become savepoints, so a batch of operations commits or fails as one.
+    func transaction<T>(immediate: Bool, _ body: () throws(VSecureError) -> T) throws(VSecureError) -> T {
+        let nested = transactionDepth > 0
+        try execute(nested ? "SAVEPOINT nested" : (immediate ? "BEGIN IMMEDIATE" : "BEGIN"))
+        transactionDepth += 1
+        defer { transactionDepth -= 1 }
+        do {
+            let result = try body()
+            try execute(nested ? "RELEASE nested" : "COMMIT")
+            return result
+        } catch {
+            _ = sqlite3_exec(handle, nested ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK", nil, nil, nil)
+            throw error
+        }
+    }
+
+    /// Runs several vault operations as one transaction.
+    func batch<T>(_ body: () throws(VSecureError) -> T) throws(VSecureError) -> T {
+        try transaction(immediate: true, body)
+    }
+
+    func scalarInt(_ sql: String) throws(VSecureError) -> Int64 {
+        let statement = try prepare(sql)
+        guard try statement.step() else { return 0 }
+        return statement.int64(0)
+    }
+
+    static func error(_ rc: Int32, db: OpaquePointer?, path: String, context: String) -> VSecureError {
+        let primary = rc & 0xFF
+        let detail = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
+        switch primary {
+        case SQLITE_NOTADB, SQLITE_CORRUPT:
+            return VSecureError(.integrity, "\(Quoted(path)) is not a vsecure vault or is damaged (\(detail))",
+                                hint: "restore the vault from a backup; `vsecure vault:status` checks a vault")
+        case SQLITE_FULL:
+            return VSecureError(.io, "\(context): the disk holding \(Quoted(path)) is full; nothing was changed")
+        case SQLITE_BUSY, SQLITE_LOCKED:
+            return VSecureError(.io, "\(context): the vault \(Quoted(path)) stayed locked by another process for 30 s")
+        case SQLITE_READONLY, SQLITE_PERM, SQLITE_AUTH:
+            return VSecureError(.io, "\(context): \(Quoted(path)) is read-only or not permitted (\(detail))")
+        case SQLITE_CANTOPEN:
+            return VSecureError(.vaultMissing, "\(context): cannot open \(Quoted(path)) (\(detail))")
+        case SQLITE_IOERR:
+            return VSecureError(.io, "\(context): I/O error on \(Quoted(path)) (\(detail))")
+        default:
+            return VSecureError(.internalError, "\(context): \(detail) (SQLite code \(rc))")
+        }
+    }
+}
+
+final class SQLiteStatement {
+    private let statement: OpaquePointer
+    private let database: SQLiteDatabase
+
+    init(_ statement: OpaquePointer, database: SQLiteDatabase) {
+        self.statement = statement
+        self.database = database
+    }
+
+    deinit { sqlite3_finalize(statement) }
+
+    @discardableResult
+    func bind(_ index: Int32, _ text: String?) -> SQLiteStatement {
+        if let text {
+            var copy = text
+            copy.withUTF8 { _ = vsecure_sqlite3_bind_text_copy(statement, index, UnsafeRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), Int32($0.count)) }
+        } else {
+            sqlite3_bind_null(statement, index)
+        }
+        return self
+    }
+
+    @discardableResult
+    func bind(_ index: Int32, _ value: Int64?) -> SQLiteStatement {
+        if let value { sqlite3_bind_int64(statement, index, value) } else { sqlite3_bind_null(statement, index) }
+        return self
+    }
+
+    @discardableResult
+    func bind(_ index: Int32, _ value: Int) -> SQLiteStatement { bind(index, Int64(value)) }
+
+    /// Binds public bytes or ciphertext; SQLite copies them before returning.
+    @discardableResult
+    func bind(_ index: Int32, blob: [UInt8]) -> SQLiteStatement {
+        blob.withUnsafeBytes { _ = vsecure_sqlite3_bind_blob_copy(statement, index, $0.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32($0.count)) }
+        return self
+    }
+
+    /// Steps once; true while a row is available.
+    func step() throws(VSecureError) -> Bool {
+        let rc = sqlite3_step(statement)
+        switch rc {
+        case SQLITE_ROW: return true
+        case SQLITE_DONE: return false
+        default: throw SQLiteDatabase.error(rc, db: database.handle, path: database.path, context: "vault query failed")
+        }
+    }
+
+    func run() throws(VSecureError) {
+        while try step() {}
+    }
+
+    func reset() {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+    }
+
+    func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+
+    func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
+
+    func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
+
+    func optionalInt64(_ column: Int32) -> Int64? { isNull(column) ? nil : int64(column) }
+
+    func text(_ column: Int32) -> String {
+        guard let pointer = sqlite3_column_text(statement, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(statement, column))
+        return String(decoding: UnsafeBufferPointer(start: pointer, count: count), as: UTF8.self)
+    }
+
+    func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
+
+    func blob(_ column: Int32) -> [UInt8] {
+        let count = Int(sqlite3_column_bytes(statement, column))
+        guard count > 0, let pointer = sqlite3_column_blob(statement, column) else { return [] }
+        return Array(UnsafeRawBufferPointer(start: pointer, count: count))
+    }
+
+    /// Lends the column's bytes without copying; valid only inside `body`.
+    func withBlob<R>(_ column: Int32, _ body: (UnsafeRawBufferPointer) throws(VSecureError) -> R) throws(VSecureError) -> R {
+        let count = Int(sqlite3_column_bytes(statement, column))
+        let pointer = sqlite3_column_blob(statement, column)
+        return try body(UnsafeRawBufferPointer(start: count > 0 ? pointer : nil, count: count))
+    }
+}

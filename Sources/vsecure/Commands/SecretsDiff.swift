@@ -1,0 +1,158 @@
+import ArgumentParser
+import VSecureCore
+import VSecureCrypto
+import VSecureVault
+
+struct SecretsDiff: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "secrets:diff",
+        abstract: "Compare two versions: tags, metadata, expiry, and whether the value changed (length, fingerprint).",
+        discussion: """
+        By default the previous version is compared with the current one. The current version's \
+        attributes are the secret's attributes as they are now. --reveal also prints a line diff of the \
+        two values (useful for PEM or JSON), after a warning on stderr.
+        """
+    )
+
+    @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
+    var name: String
+
+    @OptionGroup var location: VaultOptions
+    @OptionGroup var environment: EnvironmentOption
+
+    @Option(name: .long, help: ArgumentHelp("The older version (default: the one before --to).", valueName: "n"))
+    var from: Int?
+
+    @Option(name: .long, help: ArgumentHelp("The newer version (default: the current one).", valueName: "n"))
+    var to: Int?
+
+    @Flag(name: .long, help: "Also print a line diff of the values themselves.")
+    var reveal = false
+
+    @OptionGroup var output: OutputOption
+
+    func run() throws {
+        let secretName = try SecretName(name)
+        let vault = try location.open()
+        let env = try environment.resolve(in: vault)
+        let (secret, versions) = try vault.versions(environment: env, name: secretName)
+        let toVersion = to ?? secret.currentVersion
+        let fromVersion = from ?? toVersion - 1
+        func find(_ number: Int) throws(VSecureError) -> VersionSummary {
+            guard var found = versions.first(where: { $0.version == number }) else {
+                throw VSecureError(.notFound, "\(secretName) in \(env) has no version \(number) (current: \(secret.currentVersion))",
+                                   hint: number < 1 ? "it has only one version; there is nothing to compare" : "`vsecure secrets:versions \(secretName) --env \(env)` lists its versions")
+            }
+            if number == secret.currentVersion { found.attributes = secret.attributes }
+            return found
+        }
+        let older = try find(fromVersion)
+        let newer = try find(toVersion)
+        let change = AttributeDiff(older.attributes, newer.attributes)
+        let valueChanged = older.fingerprint != newer.fingerprint || older.valueLength != newer.valueLength
+
+        if output.json {
+            Console.out(JSONValue.object([
+                ("name", .string(secretName.rawValue)),
+                ("environment", .string(env.rawValue)),
+                ("from", .int(older.version)),
+                ("to", .int(newer.version)),
+                ("valueChanged", .bool(valueChanged)),
+                ("fromLength", .int(older.valueLength)),
+                ("toLength", .int(newer.valueLength)),
+                ("fromFingerprint", .string(older.fingerprint)),
+                ("toFingerprint", .string(newer.fingerprint)),
+                ("tagsAdded", .array(change.tagsAdded.map { .string($0.rawValue) })),
+                ("tagsRemoved", .array(change.tagsRemoved.map { .string($0.rawValue) })),
+                ("metadataChanged", .array(change.metadata.map { key, old, new in
+                    .object([("key", .string(key)), ("from", .optional(old)), ("to", .optional(new))])
+                })),
+                ("expiresAtFrom", .optional(older.attributes.expiresAt?.iso8601)),
+                ("expiresAtTo", .optional(newer.attributes.expiresAt?.iso8601)),
+            ]).serialized())
+        } else {
+            var lines = ["\(secretName) in \(env): version \(older.version) → \(newer.version)"]
+            lines.append(valueChanged
+                ? "  value:    changed (\(older.valueLength) → \(newer.valueLength) bytes; fingerprint \(older.fingerprint) → \(newer.fingerprint))"
+                : "  value:    unchanged (fingerprint \(newer.fingerprint))")
+            let tagParts = change.tagsAdded.map { "+\($0)" } + change.tagsRemoved.map { "-\($0)" }
+            lines.append("  tags:     " + (tagParts.isEmpty ? "unchanged" : tagParts.joined(separator: " ")))
+            let metaParts = change.metadata.map { key, old, new -> String in
+                switch (old, new) {
+                case (nil, let new?): return "+\(key)=\(new)"
+                case (_?, nil): return "-\(key)"
+                case (let old?, let new?): return "\(key): \(old) → \(new)"
+                default: return key
+                }
+            }
+            lines.append("  metadata: " + (metaParts.isEmpty ? "unchanged" : metaParts.joined(separator: ", ")))
+            let oldExpiry = older.attributes.expiresAt?.iso8601 ?? "never"
+            let newExpiry = newer.attributes.expiresAt?.iso8601 ?? "never"
+            lines.append("  expiry:   " + (oldExpiry == newExpiry ? "unchanged (\(newExpiry))" : "\(oldExpiry) → \(newExpiry)"))
+            Console.out(lines.joined(separator: "\n"))
+        }
+
+        if reveal {
+            Console.warning("--reveal prints secret values of \(secretName) to stdout")
+            let (_, _, oldValue) = try vault.get(environment: env, name: secretName, version: older.version)
+            let (_, _, newValue) = try vault.get(environment: env, name: secretName, version: newer.version)
+            let diff = oldValue.withUnsafeBytes { a in newValue.withUnsafeBytes { b in LineDiff.render(a, b) } }
+            diff.withUnsafeBytes { Console.outRaw($0) }
+        }
+    }
+}
+
+struct AttributeDiff {
+    var tagsAdded: [Tag]
+    var tagsRemoved: [Tag]
+    var metadata: [(String, String?, String?)]
+
+    init(_ old: SecretAttributes, _ new: SecretAttributes) {
+        tagsAdded = new.tags.filter { !old.tags.contains($0) }
+        tagsRemoved = old.tags.filter { !new.tags.contains($0) }
+        let keys = Set(old.metadata.map(\.key) + new.metadata.map(\.key)).sorted()
+        metadata = keys.compactMap { key in
+            let before = old.metadataValue(key)
+            let after = new.metadataValue(key)
+            return before == after ? nil : (key, before, after)
+        }
+    }
+}
+
+/// A line diff of two values (longest common subsequence), `-`/`+`/` ` prefixed. Only used by
+/// `--reveal`, so the output is secret by design.
+enum LineDiff {
+    static func lines(_ bytes: UnsafeRawBufferPointer) -> [ArraySlice<UInt8>] {
+        let all = Array(bytes)
+        if all.isEmpty { return [] }
+        var result = all.split(separator: 0x0A, omittingEmptySubsequences: false)
+        if all.last == 0x0A { result.removeLast() }
+        return result
+    }
+
+    static func render(_ a: UnsafeRawBufferPointer, _ b: UnsafeRawBufferPointer) -> [UInt8] {
+        let x = lines(a), y = lines(b)
+        let n = x.count, m = y.count
+        var table = [[Int]](repeating: [Int](repeating: 0, count: m + 1), count: n + 1)
+        if n > 0 && m > 0 {
+            for i in stride(from: n - 1, through: 0, by: -1) {
+                for j in stride(from: m - 1, through: 0, by: -1) {
+                    table[i][j] = x[i] == y[j] ? table[i + 1][j + 1] + 1 : max(table[i + 1][j], table[i][j + 1])
+                }
+            }
+        }
+        var out: [UInt8] = []
+        func emit(_ prefix: String, _ line: ArraySlice<UInt8>) {
+            out += Array(prefix.utf8)
+            out += line
+            out.append(0x0A)
+        }
+        var i = 0, j = 0
+        while i < n || j < m {
+            if i < n, j < m, x[i] == y[j] { emit("  ", x[i]); i += 1; j += 1 }
+            else if j < m, i == n || table[i][j + 1] >= table[i + 1][j] { emit("+ ", y[j]); j += 1 }
+            else { emit("- ", x[i]); i += 1 }
+        }
+        return out
+    }
+}

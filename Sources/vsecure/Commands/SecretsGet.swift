@@ -1,0 +1,59 @@
+import ArgumentParser
+import VSecureCore
+import VSecureCrypto
+import VSecureVault
+
+struct SecretsGet: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "secrets:get",
+        abstract: "Print a secret's value (raw bytes on stdout; a newline is added only on a terminal).",
+        discussion: "--output json prints the value with its attributes; a value that is not UTF-8 is given as valueBase64."
+    )
+
+    @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
+    var name: String
+
+    @OptionGroup var location: VaultOptions
+    @OptionGroup var environment: EnvironmentOption
+
+    @Option(name: .long, help: ArgumentHelp("Read this version instead of the current one.", valueName: "n"))
+    var version: Int?
+
+    @Flag(name: .customLong("allow-expired"), help: "Read the secret even if it has expired.")
+    var allowExpired = false
+
+    @OptionGroup var output: OutputOption
+
+    func run() throws {
+        let now = ProcessEnvironment.now
+        let secretName = try SecretName(name)
+        if let version, version < 1 { throw VSecureError.usage("--version must be 1 or more") }
+        let vault = try location.open()
+        let env = try environment.resolve(in: vault)
+        let (secret, versionInfo, value) = try vault.get(environment: env, name: secretName, version: version)
+        if let expiresAt = secret.attributes.expiresAt, expiresAt <= now, !allowExpired {
+            throw VSecureError(.expired, "\(secretName) in \(env) expired at \(expiresAt.iso8601)",
+                               hints: ["--allow-expired reads it anyway",
+                                       "renew it with `vsecure secrets:update \(secretName) --env \(env)` and a new value or --expires-in"])
+        }
+        if output.json {
+            var members = Presentation.json(secret, now: now)
+            members.removeAll { $0.0 == "version" }
+            members.insert(("version", .int(versionInfo.version)), at: 4)
+            members.insert(("currentVersion", .int(secret.currentVersion)), at: 5)
+            value.withUnsafeBytes { raw in
+                if let text = String(validating: raw, as: UTF8.self) {
+                    members.append(("value", .string(text)))
+                    members.append(("valueEncoding", .string("utf8")))
+                } else {
+                    members.append(("valueBase64", .string(Base64.encode(raw))))
+                    members.append(("valueEncoding", .string("base64")))
+                }
+            }
+            Console.out(JSONValue.object(members).serialized())
+            return
+        }
+        value.withUnsafeBytes { Console.outRaw($0) }
+        if Console.stdoutIsTerminal { Console.out("") }
+    }
+}

@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VSecureCore
+
+/// Where vsecure speaks: data on stdout, messages on stderr as `vsecure: error: …` and
+/// `vsecure: hint: …`. Colour only on a terminal and never when NO_COLOR is set.
+enum Console {
+    static let program = "vsecure"
+
+    static var stdoutIsTerminal: Bool { isatty(STDOUT_FILENO) == 1 }
+    static var stdinIsTerminal: Bool { isatty(STDIN_FILENO) == 1 }
+
+    static var colorOnStderr: Bool {
+        if ProcessEnvironment.string("NO_COLOR") != nil { return false }
+        return isatty(STDERR_FILENO) == 1 && (ProcessEnvironment.string("TERM") ?? "dumb") != "dumb"
+    }
+
+    static func paint(_ text: String, _ code: String) -> String {
+        colorOnStderr ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text
+    }
+
+    static func writeErr(_ text: String) {
+        var copy = text
+        copy.withUTF8 { writeAll(STDERR_FILENO, UnsafeRawBufferPointer($0)) }
+    }
+
+    static func out(_ text: String) {
+        var copy = text + "\n"
+        copy.withUTF8 { writeAll(STDOUT_FILENO, UnsafeRawBufferPointer($0)) }
+    }
+
+    static func outRaw(_ bytes: UnsafeRawBufferPointer) {
+        writeAll(STDOUT_FILENO, bytes)
+    }
+
+    static func error(_ message: String) { writeErr("\(program): \(paint("error:", "1;31")) \(message)\n") }
+    static func warning(_ message: String) { writeErr("\(program): \(paint("warning:", "1;33")) \(message)\n") }
+    static func hint(_ message: String) { writeErr("\(program): \(paint("hint:", "36")) \(message)\n") }
+    static func note(_ message: String) { writeErr("\(program): \(message)\n") }
+
+    static func report(_ failure: VSecureError) {
+        error(failure.message)
+        for line in failure.hints { hint(line) }
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: UnsafeRawBufferPointer) {
+        var offset = 0
+        while offset < bytes.count {
+            let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
+            if n < 0 {
+                if errno == EINTR { continue }
+                return
+            }
+            offset += n
+        }
+    }
+}
+
+/// The process environment, read without copying secret variables into Swift strings.
+enum ProcessEnvironment {
+    static func string(_ name: String) -> String? {
+        guard let value = getenv(name) else { return nil }
+        let text = String(cString: value)
+        return text.isEmpty ? nil : text
+    }
+
+    static var home: String {
+        if let home = string("HOME") { return home }
+        if let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }
+        return "/"
+    }
+
+    /// Who the version records name: `VSECURE_ACTOR`, else `user@host`.
+    static var actor: String {
+        if let actor = string("VSECURE_ACTOR") { return actor }
+        var user = "uid\(geteuid())"
+        if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { user = String(cString: name) }
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        return "\(user)@\(String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
+    }
+
+    static var now: Timestamp { Timestamp(secondsSinceEpoch: Int64(time(nil))) }
+}
