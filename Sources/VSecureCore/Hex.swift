@@ -44,3 +44,11 @@ extension Array where Element == UInt8 {
         try withUnsafeBytes { raw in Result { () throws(VSecureError) in try body(raw) } }.get()
     }
 }
+
+extension String {
+    /// The UTF-8 bytes of public text, for bodies with typed throws.
+    public func withUTF8Bytes<R>(_ body: (UnsafeRawBufferPointer) throws(VSecureError) -> R) throws(VSecureError) -> R {
+        var copy = self
+        return try copy.withUTF8 { buffer in Result { () throws(VSecureError) in try body(UnsafeRawBufferPointer(buffer)) } }.get()
+    }
+}

@@ -9,43 +9,60 @@ public struct SealedSecret: Sendable {
     public let version: Int
     public let expiresAt: Timestamp?
     public let valueLength: Int
+    /// True when a tag selection matched it (it may also have been asked for by name).
+    public internal(set) var selectedByTags: Bool
     let sealed: [UInt8]
 }
 
 extension LocalVault {
-    /// One query for everything a launch needs: the named secrets plus every secret of the
-    /// environment carrying all of `allTags` (when not empty). Deleted secrets are never returned.
-    public func fetchSealed(environment: EnvironmentName, names: [SecretName], allTags: [Tag]) throws(VSecureError) -> [SealedSecret] {
+    /// One query for everything a launch needs: the named secrets plus, for each tag selection,
+    /// every secret of the environment carrying all of its tags. Deleted secrets are never
+    /// returned; a name that does not exist is simply absent from the result.
+    public func fetchSealed(environment: EnvironmentName, names: [SecretName], tagSelections: [[Tag]]) throws(VSecureError) -> [SealedSecret] {
         try checkEnvironment(environment)
-        if names.isEmpty && allTags.isEmpty { return [] }
-        let columns = """
-            SELECT s.name, s.current_version, s.expires_at, v.value_length, v.sealed
+        let selections = tagSelections.filter { !$0.isEmpty }
+        if names.isEmpty && selections.isEmpty { return [] }
+        // The last column says which part of the union found the row: 0 by name, 1 by tags.
+        func columns(_ selectedByTags: Int) -> String {
+            """
+            SELECT s.name, s.current_version, s.expires_at, v.value_length, v.sealed, \(selectedByTags)
             FROM secrets s JOIN versions v ON v.secret_id = s.id AND v.version = s.current_version
             WHERE s.environment = ?1 AND s.deleted_at IS NULL
             """
+        }
         var parts: [String] = []
-        if !names.isEmpty { parts.append(columns + " AND s.name IN (SELECT value FROM json_each(?2))") }
-        if !allTags.isEmpty {
-            parts.append(columns + """
-                 AND s.id IN (SELECT secret_id FROM secret_tags WHERE tag IN (SELECT value FROM json_each(?3))
-                              GROUP BY secret_id HAVING count(*) = ?4)
+        if !names.isEmpty { parts.append(columns(0) + " AND s.name IN (SELECT value FROM json_each(?2))") }
+        for index in selections.indices {
+            let list = Int32(3 + 2 * index), count = list + 1
+            parts.append(columns(1) + """
+                 AND s.id IN (SELECT secret_id FROM secret_tags WHERE tag IN (SELECT value FROM json_each(?\(list)))
+                              GROUP BY secret_id HAVING count(*) = ?\(count))
                 """)
         }
         // Names and tags have grammars without quotes or backslashes, so they are valid JSON strings as-is.
         let statement = try db.prepare(parts.joined(separator: " UNION ALL "))
         statement.bind(1, environment.rawValue)
             .bind(2, "[" + names.map { "\"\($0.rawValue)\"" }.joined(separator: ",") + "]")
-            .bind(3, "[" + allTags.map { "\"\($0.rawValue)\"" }.joined(separator: ",") + "]")
-            .bind(4, allTags.count)
-        var seen = Set<String>()
+        for (index, selection) in selections.enumerated() {
+            let unique = Array(Set(selection))
+            statement.bind(Int32(3 + 2 * index), "[" + unique.map { "\"\($0.rawValue)\"" }.joined(separator: ",") + "]")
+                .bind(Int32(4 + 2 * index), unique.count)
+        }
+        var positions: [String: Int] = [:]
         var result: [SealedSecret] = []
         result.reserveCapacity(names.count)
         while try statement.step() {
             let text = statement.text(0)
-            guard seen.insert(text).inserted, let name = try? SecretName(text) else { continue }
+            let selected = statement.int(5) == 1
+            if let position = positions[text] {
+                if selected { result[position].selectedByTags = true }
+                continue
+            }
+            guard let name = try? SecretName(text) else { continue }
+            positions[text] = result.count
             result.append(SealedSecret(name: name, version: statement.int(1),
                                        expiresAt: statement.optionalInt64(2).map(Timestamp.init(secondsSinceEpoch:)),
-                                       valueLength: statement.int(3), sealed: statement.blob(4)))
+                                       valueLength: statement.int(3), selectedByTags: selected, sealed: statement.blob(4)))
         }
         return result
     }
@@ -66,3 +83,4 @@ extension LocalVault {
         guard case .success = opened else { throw tampered(environment, secret.name, secret.version) }
     }
 }
+

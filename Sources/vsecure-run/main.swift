@@ -1,1 +1,3 @@
-print("stub")
+import VSecureLauncher
+
+Launcher.main(CommandLine.arguments)

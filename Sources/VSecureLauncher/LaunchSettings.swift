@@ -1,0 +1,88 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VSecureCore
+import VSecureCrypto
+
+/// The launch options after defaults and validation: flags, then environment variables, then
+/// ~/.vsecure.
+struct LaunchSettings {
+    var explicitEnvironment: EnvironmentName?
+    var tagSelections: [[Tag]]
+    var only: [VariableName]
+    var manifestPath: String?
+    var manifestRequired: Bool
+    var vaultPath: String
+    var keyFilePath: String
+    var passphraseFile: String?
+    var allowExpired: Bool
+    var warnWithin: SecretDuration
+
+    init(_ options: LaunchArguments) throws(VSecureError) {
+        explicitEnvironment = try (options.environment ?? LauncherConsole.string("VSECURE_ENV")).map { (text: String) throws(VSecureError) in
+            try EnvironmentName(text)
+        }
+        tagSelections = []
+        for list in options.tagSelections {
+            var tags: [Tag] = []
+            for item in list { tags.append(try Tag(item)) }
+            tagSelections.append(tags)
+        }
+        only = []
+        for item in options.only { only.append(try VariableName(item)) }
+        for item in options.keep where !item.isEmpty { _ = try VariableName(item) }
+        for item in options.allowOverride { _ = try VariableName(item) }
+        if let explicit = options.manifest ?? LauncherConsole.string("VSECURE_MANIFEST") {
+            manifestPath = explicit
+            manifestRequired = true
+        } else {
+            manifestPath = access("vsecure.yml", F_OK) == 0 ? "vsecure.yml" : nil
+            manifestRequired = false
+        }
+        let home = LauncherConsole.string("HOME") ?? "/"
+        vaultPath = options.vault ?? LauncherConsole.string("VSECURE_VAULT") ?? home + "/.vsecure/vault.db"
+        keyFilePath = options.keyFile ?? LauncherConsole.string("VSECURE_KEY_FILE") ?? home + "/.vsecure/vault.key"
+        passphraseFile = options.passphraseFile ?? LauncherConsole.string("VSECURE_PASSPHRASE_FILE")
+        allowExpired = options.allowExpired
+        warnWithin = try options.warnWithin.map { (text: String) throws(VSecureError) in try SecretDuration(parsing: text) }
+            ?? SecretDuration(seconds: 7 * 86_400)
+    }
+
+    func loadManifest() throws(VSecureError) -> Manifest? {
+        guard let manifestPath else { return nil }
+        let fd = open(manifestPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            throw VSecureError(.manifest, "cannot read the manifest \(Quoted(manifestPath)): \(PrivateFiles.errnoText())",
+                               hint: manifestRequired ? "check --manifest or VSECURE_MANIFEST" : nil)
+        }
+        defer { close(fd) }
+        var bytes = [UInt8](repeating: 0, count: ManifestParser.maxBytes + 1)
+        let count = bytes.withUnsafeMutableBytes { PrivateFiles.readFully(fd, into: $0) }
+        guard count >= 0 else { throw VSecureError(.manifest, "cannot read the manifest \(Quoted(manifestPath)): \(PrivateFiles.errnoText())") }
+        bytes.removeLast(bytes.count - count)
+        return try ManifestParser.parse(bytes, path: manifestPath)
+    }
+
+    /// A passphrase vault's passphrase: `--passphrase-file`, else VSECURE_PASSPHRASE. The
+    /// launcher never prompts: it usually runs where nobody could answer.
+    func passphrase() throws(VSecureError) -> SecureBytes {
+        if let passphraseFile {
+            let fd = open(passphraseFile, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw VSecureError(.key, "cannot read the passphrase file \(Quoted(passphraseFile)): \(PrivateFiles.errnoText())") }
+            defer { close(fd) }
+            let buffer = SecureBytes(count: 4097)
+            var count = buffer.withUnsafeMutableBytes { PrivateFiles.readFully(fd, into: $0) }
+            guard count >= 0, count <= 4096 else { throw VSecureError(.key, "the passphrase file \(Quoted(passphraseFile)) is unreadable or too long") }
+            buffer.withUnsafeBytes { raw in
+                if count > 0 && raw[count - 1] == 0x0A { count -= 1 }
+                if count > 0 && raw[count - 1] == 0x0D { count -= 1 }
+            }
+            guard count > 0 else { throw VSecureError(.key, "the passphrase file \(Quoted(passphraseFile)) is empty") }
+            return buffer.slice(0..<count)
+        }
+        if let raw = getenv("VSECURE_PASSPHRASE"), strlen(raw) > 0 {
+            return SecureBytes(copying: UnsafeRawBufferPointer(start: raw, count: strlen(raw)))
+        }
+        throw VSecureError(.key, "this vault is protected by a passphrase", hint: "pass it with --passphrase-file or VSECURE_PASSPHRASE")
+    }
+}

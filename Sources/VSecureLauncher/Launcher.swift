@@ -1,0 +1,128 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
+import VSecureCore
+import VSecureCrypto
+import VSecureVault
+
+public enum LauncherVersion {
+    public static let current = "0.1.0"
+}
+
+/// `vsecure-run`: manifest → resolve → one batch read → locked environment block → execve.
+public enum Launcher {
+    public static func main(_ arguments: [String]) -> Never {
+        // Before anything is read: no core dumps, no same-user ptrace of this process.
+        _ = vsecure_set_not_dumpable()
+        _ = vsecure_disable_core_dumps()
+        let scan = MemoryScan.prepareIfRequested()
+        do {
+            try run(Array(arguments.dropFirst()), scan: scan)
+        } catch {
+            // Every secret buffer has been released (and wiped) by the time the error unwinds here.
+            Sodium.wipeStack()
+            scan?.run(phase: "failure")
+            LauncherConsole.error(error)
+            exit(error.status.rawValue)
+        }
+    }
+
+    /// Returns only for `--help`, `--version` and `--dry-run`; otherwise it execs or throws.
+    static func run(_ argv: [String], scan: MemoryScan?) throws(VSecureError) -> Never {
+        let options = try LaunchArguments.parse(argv)
+        if options.help {
+            LauncherConsole.out(LaunchArguments.helpText)
+            exit(0)
+        }
+        if options.version {
+            LauncherConsole.out("vsecure-run \(LauncherVersion.current)")
+            exit(0)
+        }
+        guard !options.command.isEmpty || options.dryRun else {
+            throw .usage("no command given", hint: "write the command after the options: vsecure-run --env production -- ./server")
+        }
+        let settings = try LaunchSettings(options)
+        let manifest = try settings.loadManifest()
+        let commandPath = options.command.isEmpty ? nil
+            : try CommandLookup.resolve(options.command[0], searchPath: LauncherConsole.string("PATH"))
+
+        // The source is the only owner of the vault (and so of its data key): closing it wipes the key.
+        let source = LocalVaultSource(vault: try LocalVault.open(at: settings.vaultPath, keys: KeySource(keyFilePath: settings.keyFilePath) {
+            () throws(VSecureError) in try settings.passphrase()
+        }))
+        defer { source.close() }
+        let environment = settings.explicitEnvironment ?? manifest?.environment ?? source.defaultEnvironment!
+        try source.checkEnvironment(environment)
+
+        let plan = LaunchPlan(manifest: manifest, environment: environment, extraTagSelections: settings.tagSelections, only: settings.only)
+        guard !plan.isEmpty else {
+            throw .usage("nothing to inject: no manifest and no --tags",
+                         hint: "add a vsecure.yml (see docs/manifest.md), pass --manifest, or select secrets with --tags")
+        }
+        let fetched = try source.fetch(environment: environment, names: plan.names, tagSelections: plan.tagSelections)
+        var resolution = try plan.resolve(fetched)
+        let inherited = InheritedEnvironment(clean: options.cleanEnv, keep: Set(options.keep))
+        var shadowed: [Injection] = []
+        if options.noOverride {
+            shadowed = resolution.injections.filter { inherited.contains($0.variable.rawValue) }
+            resolution.injections.removeAll { inherited.contains($0.variable.rawValue) }
+        }
+        try checkProtected(resolution.injections, allowed: Set(options.allowOverride))
+        let warnings = try checkExpiry(resolution.injections, environment: environment, settings: settings)
+
+        if options.dryRun {
+            DryRun.print(resolution: resolution, shadowed: shadowed, warnings: warnings, environment: environment, source: source.label,
+                         command: options.command, commandPath: commandPath, json: options.output == .json)
+            exit(0)
+        }
+        for warning in warnings { LauncherConsole.warning(warning) }
+        for (variable, secret, origin) in resolution.skipped {
+            LauncherConsole.note("optional secret \(secret) not found in \(environment); \(variable) is not set (\(origin))")
+        }
+
+        let block = try EnvironmentBuilder.build(injections: resolution.injections, inherited: inherited, source: source)
+        source.close()
+        guard let commandPath else { exit(0) }
+        let arguments = ArgumentVector(options.command)
+        Sodium.wipeStack()
+        scan?.run(phase: "exec")
+        let code = arguments.withArgv { argv in
+            execve(commandPath, argv, block.envp)
+            return errno
+        }
+        // execve returned: the block is released (and wiped) before the error is reported.
+        _ = consume block
+        throw CommandLookup.execFailure(code, command: options.command[0])
+    }
+
+    static func checkProtected(_ injections: [Injection], allowed: Set<String>) throws(VSecureError) {
+        let refused = injections.map(\.variable.rawValue).filter { ProtectedVariables.isProtected($0) && !allowed.contains($0) }
+        guard refused.isEmpty else {
+            throw VSecureError(.unsafeEnvironment, "refusing to set \(refused.joined(separator: ", ")) from a secret: it changes how programs are loaded or run",
+                               hint: "if this is intended, pass --allow-override \(refused.joined(separator: ","))")
+        }
+    }
+
+    /// Expired secrets stop the launch (all named at once); those close to expiry are warnings.
+    static func checkExpiry(_ injections: [Injection], environment: EnvironmentName, settings: LaunchSettings) throws(VSecureError) -> [String] {
+        let now = Timestamp(secondsSinceEpoch: Int64(time(nil)))
+        var expired: [String] = []
+        var warnings: [String] = []
+        var seen = Set<SecretName>()
+        for secret in injections.flatMap(\.secrets) where seen.insert(secret.name).inserted {
+            guard let expiresAt = secret.expiresAt else { continue }
+            if expiresAt <= now {
+                expired.append("\(secret.name) (expired \(expiresAt.iso8601))")
+            } else if expiresAt.secondsSinceEpoch - now.secondsSinceEpoch <= settings.warnWithin.seconds {
+                warnings.append("\(secret.name) in \(environment) expires at \(expiresAt.iso8601) (in \(SecretDuration.approximate(seconds: expiresAt.secondsSinceEpoch - now.secondsSinceEpoch)))")
+            }
+        }
+        if !expired.isEmpty && !settings.allowExpired {
+            throw VSecureError(.expired, "expired secret\(expired.count == 1 ? "" : "s") in \(environment): \(expired.joined(separator: ", ")); nothing was started",
+                               hints: ["renew with `vsecure secrets:update NAME --env \(environment)`", "--allow-expired starts anyway"])
+        }
+        if settings.allowExpired { warnings += expired.map { "starting with an expired secret: \($0)" } }
+        return warnings
+    }
+}

@@ -1,0 +1,26 @@
+/// Variables that change how programs are loaded or run. A secret never sets one of these
+/// unless `--allow-override NAME` names it: a value that can rewrite PATH or preload a library
+/// turns a leaked or mistyped secret into code execution. Listed in docs/launcher.md.
+public enum ProtectedVariables {
+    public static let names: Set<String> = [
+        // the shell and the dynamic loader
+        "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "CDPATH",
+        "GCONV_PATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "NLSPATH", "MALLOC_CONF",
+        // language runtimes that load code or options from the environment
+        "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP", "PYTHONINSPECT", "PYTHONUSERBASE",
+        "NODE_OPTIONS", "NODE_PATH", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYOPT", "RUBYLIB",
+        "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",
+        "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
+    ]
+    public static let prefixes = ["LD_", "DYLD_", "GLIBC_TUNABLES"]
+
+    public static func isProtected(_ name: String) -> Bool {
+        names.contains(name) || prefixes.contains { name.hasPrefix($0) }
+    }
+
+    /// The launcher's own credentials and test switches: never passed on to the child.
+    public static let launcherOnly: Set<String> = [
+        "VSECURE_KEY_FILE", "VSECURE_PASSPHRASE", "VSECURE_PASSPHRASE_FILE", "VSECURE_API_KEY",
+        "VSECURE_TEST_MEMORY_SCAN", "VSECURE_TEST_MEMORY_REPORT",
+    ]
+}
