@@ -40,7 +40,8 @@ let package = Package(
         .testTarget(name: "VSecureCryptoTests", dependencies: ["VSecureCrypto", "TestSupport"]),
         .testTarget(name: "VSecureVaultTests", dependencies: ["VSecureVault", "VSecureCrypto", "TestSupport"],
                     resources: [.copy("Vectors")]),
-        .testTarget(name: "VSecureLauncherTests", dependencies: ["VSecureLauncher", "TestSupport"]),
+        .testTarget(name: "VSecureLauncherTests", dependencies: ["VSecureLauncher", "VSecureCore", "TestSupport"]),
+        .testTarget(name: "LauncherEndToEndTests", dependencies: ["TestSupport"]),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
