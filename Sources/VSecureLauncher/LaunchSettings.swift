@@ -56,7 +56,10 @@ struct LaunchSettings {
                                hint: manifestRequired ? "check --manifest or VSECURE_MANIFEST" : nil)
         }
         defer { close(fd) }
-        var bytes = [UInt8](repeating: 0, count: ManifestParser.maxBytes + 1)
+        // Sized from fstat (plus one byte to notice growth), so a small manifest costs a small read.
+        var info = stat()
+        let expected = fstat(fd, &info) == 0 && info.st_mode & S_IFMT == S_IFREG ? Int(info.st_size) : ManifestParser.maxBytes
+        var bytes = [UInt8](repeating: 0, count: min(expected, ManifestParser.maxBytes) + 1)
         let count = bytes.withUnsafeMutableBytes { PrivateFiles.readFully(fd, into: $0) }
         guard count >= 0 else { throw VSecureError(.manifest, "cannot read the manifest \(Quoted(manifestPath)): \(PrivateFiles.errnoText())") }
         bytes.removeLast(bytes.count - count)

@@ -31,7 +31,8 @@ public final class LocalVault {
     public let createdAt: Timestamp
     let db: SQLiteDatabase
     let dataKey: SecureBytes
-    let fingerprintKey: SecureBytes
+    /// Derived on first use: the launcher never needs it.
+    lazy var fingerprintKey: SecureBytes = KeyDerivation.subkey(of: dataKey, id: 1, context: "vsfprint")
 
     private init(path: String, db: SQLiteDatabase, vaultID: [UInt8], protection: KeyProtection, dataKey: SecureBytes,
                  environments: [EnvironmentName], defaultEnvironment: EnvironmentName, createdAt: Timestamp) {
@@ -40,7 +41,6 @@ public final class LocalVault {
         self.vaultID = vaultID
         self.protection = protection
         self.dataKey = dataKey
-        self.fingerprintKey = KeyDerivation.subkey(of: dataKey, id: 1, context: "vsfprint")
         self.environments = environments
         self.defaultEnvironment = defaultEnvironment
         self.createdAt = createdAt
@@ -187,7 +187,8 @@ public final class LocalVault {
             throw VSecureError(.integrity, "vault \(Quoted(path)) has format version \(format), newer than this vsecure reads (\(VaultFormat.currentVersion))",
                                hint: "upgrade vsecure to open it")
         }
-        if format == 0 { throw VSecureError(.integrity, "\(Quoted(path)) is not a vsecure vault") }
+        // 0 is a fresh SQLite file; a negative version would index the migrations out of range.
+        if format <= 0 { throw VSecureError(.integrity, "\(Quoted(path)) is not a vsecure vault") }
         if format < VaultFormat.currentVersion { try migrate(db, from: format) }
 
         let meta = try readMeta(db, path: path)

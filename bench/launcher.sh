@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Launcher start-up benchmark. Everything is measured in the same run, so the ratios hold on a
+# shared, noisy machine:
+#   1. `vsecure-run … -- /bin/true` against `env K=V… /bin/true` (the floor for exporting
+#      variables and exec) for N = 10, 100, 1000 secrets of 40 characters;
+#   2. peak RSS of a launch at N = 1000;
+#   3. a launch of N = 100 from a vault of 100,000 secrets against one from a vault of 1,000.
+# Targets (issue 3): ratio <= 2.0 at N=100; peak RSS <= 10 MiB at N=1000; vault-size ratio <= 1.2.
+# Usage: bench/launcher.sh [--runs N] [--bin DIR]   (default: builds release binaries)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=200
+bin=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs="$2"; shift 2 ;;
+        --bin) bin="$2"; shift 2 ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "launcher.sh: error: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+command -v hyperfine >/dev/null || { echo "launcher.sh: error: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
+if [ -z "$bin" ]; then
+    swift build -c release --static-swift-stdlib --product vsecure >&2
+    swift build -c release --static-swift-stdlib --product vsecure-run >&2
+    bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+fi
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# make_vault DIR TOTAL: a vault with TOTAL secrets in production; the first 1000 carry tag bench.
+make_vault() {
+    local dir="$1" total="$2"
+    mkdir -p "$dir"
+    "$bin/vsecure" vault:init --vault "$dir/vault.db" --key-file "$dir/vault.key" >/dev/null
+    python3 - "$total" > "$dir/secrets.env" <<'PY'
+import secrets, string, sys
+alphabet = string.ascii_letters + string.digits
+for i in range(int(sys.argv[1])):
+    print(f"S{i:06d}=" + "".join(secrets.choice(alphabet) for _ in range(40)))
+PY
+    "$bin/vsecure" secrets:import "$dir/secrets.env" --env production --vault "$dir/vault.db" --key-file "$dir/vault.key" >/dev/null
+    rm "$dir/secrets.env"
+}
+
+# manifest FILE N: the first N secrets by name.
+manifest() {
+    { echo "version: 1"; echo "secrets:"; for ((i = 0; i < $2; i++)); do printf '  - S%06d\n' "$i"; done; } > "$1"
+}
+
+median_ms() { python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"] * 1000))' "$@"; }
+
+echo "building vaults (1,000 and 100,000 secrets)..." >&2
+make_vault "$work/small" 1000
+make_vault "$work/large" 100000
+export VSECURE_ENV=production
+
+printf '\n%-8s %12s %12s %8s\n' "N" "env (ms)" "launch (ms)" "ratio"
+for n in 10 100 1000; do
+    manifest "$work/m$n.yml" "$n"
+    # The floor: env exporting the same number of 40-character variables, then exec.
+    floor="/usr/bin/env $(python3 -c 'import secrets,string,sys
+a = string.ascii_letters + string.digits
+print(" ".join("S%d=%s" % (i, "".join(secrets.choice(a) for _ in range(40))) for i in range(int(sys.argv[1]))))' "$n") /bin/true"
+    hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/h$n.json" \
+        "$floor" \
+        "$bin/vsecure-run --vault $work/small/vault.db --key-file $work/small/vault.key --manifest $work/m$n.yml -- /bin/true" \
+        >/dev/null
+    floor_ms=$(median_ms "$work/h$n.json" 0)
+    launch_ms=$(median_ms "$work/h$n.json" 1)
+    printf '%-8s %12s %12s %8s\n' "$n" "$floor_ms" "$launch_ms" "$(python3 -c "print('%.2f' % ($launch_ms / $floor_ms))")"
+done
+
+# Peak RSS at N=1000: ru_maxrss of the child survives execve (the kernel keeps the old high-water mark).
+peak_kib=$(python3 - "$bin/vsecure-run" "$work" <<'PY'
+import resource, subprocess, sys
+binary, work = sys.argv[1], sys.argv[2]
+subprocess.run([binary, "--vault", f"{work}/small/vault.db", "--key-file", f"{work}/small/vault.key",
+                "--manifest", f"{work}/m1000.yml", "--", "/bin/true"], check=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+PY
+)
+printf '\npeak RSS at N=1000: %s KiB (%.1f MiB; target <= 10 MiB)\n' "$peak_kib" "$(python3 -c "print($peak_kib / 1024)")"
+
+hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/vaultsize.json" \
+    "$bin/vsecure-run --vault $work/small/vault.db --key-file $work/small/vault.key --manifest $work/m100.yml -- /bin/true" \
+    "$bin/vsecure-run --vault $work/large/vault.db --key-file $work/large/vault.key --manifest $work/m100.yml -- /bin/true" \
+    >/dev/null
+small=$(median_ms "$work/vaultsize.json" 0)
+large=$(median_ms "$work/vaultsize.json" 1)
+printf 'N=100 from 1,000 secrets: %s ms; from 100,000: %s ms; ratio %s (target <= 1.2)\n' "$small" "$large" \
+    "$(python3 -c "print('%.2f' % ($large / $small))")"
