@@ -221,7 +221,7 @@ extension LocalVault {
                 try statement.bind(1, current.id).bind(2, now.secondsSinceEpoch).run()
             }
         }
-        if purge { try db.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        if purge { try db.checkpointAndTruncateWAL() }
     }
 
     // MARK: - Reads

@@ -25,7 +25,8 @@ public enum NewKeyProtection {
 public final class LocalVault {
     public let path: String
     public let vaultID: [UInt8]
-    public let protection: KeyProtection
+    /// Changes when `rekey` commits.
+    public private(set) var protection: KeyProtection
     public let environments: [EnvironmentName]
     public let defaultEnvironment: EnvironmentName
     public let createdAt: Timestamp
@@ -299,6 +300,7 @@ public final class LocalVault {
             try db.transaction(immediate: true) { () throws(VSecureError) in
                 try Self.writeProtection(db, protection: wrap.protection, wrapped: wrapped, parameters: wrap.parameters)
             }
+            protection = wrap.protection
         } catch {
             if let created { removeFile(created) }
             throw error

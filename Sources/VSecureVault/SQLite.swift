@@ -53,13 +53,32 @@ final class SQLiteDatabase {
         try execute(nested ? "SAVEPOINT nested" : (immediate ? "BEGIN IMMEDIATE" : "BEGIN"))
         transactionDepth += 1
         defer { transactionDepth -= 1 }
+        let result: T
         do {
-            let result = try body()
+            result = try body()
             try execute(nested ? "RELEASE nested" : "COMMIT")
-            return result
         } catch {
             _ = sqlite3_exec(handle, nested ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK", nil, nil, nil)
+            if !nested { checkpointAfterCommit = false }
             throw error
+        }
+        if !nested && checkpointAfterCommit {
+            checkpointAfterCommit = false
+            try execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        }
+        return result
+    }
+
+    private var checkpointAfterCommit = false
+
+    /// Copies the WAL into the database and truncates it, so freed (and, with secure_delete,
+    /// zeroed) pages replace the old ones. SQLite refuses a checkpoint inside a transaction
+    /// (SQLITE_LOCKED), so inside a batch it runs once the batch has committed.
+    func checkpointAndTruncateWAL() throws(VSecureError) {
+        if transactionDepth > 0 {
+            checkpointAfterCommit = true
+        } else {
+            try execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
     }
 
