@@ -9,11 +9,16 @@ let package = Package(
     products: [
         .executable(name: "vsecure", targets: ["vsecure"]),
         .executable(name: "vsecure-run", targets: ["vsecure-run"]),
+        .executable(name: "vsecure-server", targets: ["vsecure-server"]),
         .library(name: "VSecureCore", targets: ["VSecureCore"]),
         .library(name: "VSecureVault", targets: ["VSecureVault"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.0"),
+        .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(name: "CSodium", pkgConfig: "libsodium", providers: [.apt(["libsodium-dev"])]),
@@ -36,7 +41,27 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
+        .target(
+            name: "VSecureServer",
+            dependencies: [
+                "VSecureVault", "VSecureCrypto", "VSecureCore",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdCore", package: "hummingbird"),
+                .product(name: "HummingbirdTLS", package: "hummingbird"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+            ]
+        ),
+
         .executableTarget(name: "vsecure-run", dependencies: ["VSecureLauncher"]),
+        .executableTarget(
+            name: "vsecure-server",
+            dependencies: [
+                "VSecureServer", "VSecureVault", "VSecureCrypto", "VSecureCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
 
         .target(name: "TestSupport", dependencies: ["VSecureCore"], path: "Tests/TestSupport"),
         .testTarget(name: "VSecureCoreTests", dependencies: ["VSecureCore", "TestSupport"]),
@@ -45,6 +70,13 @@ let package = Package(
                     resources: [.copy("Vectors")]),
         .testTarget(name: "VSecureLauncherTests", dependencies: ["VSecureLauncher", "VSecureCore", "TestSupport"]),
         .testTarget(name: "LauncherEndToEndTests", dependencies: ["TestSupport"]),
+        .testTarget(
+            name: "VSecureServerTests",
+            dependencies: [
+                "VSecureServer", "VSecureVault", "VSecureCore", "TestSupport",
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+            ]
+        ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,109 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import VSecureCore
+
+/// An error as the API reports it: `{"error": {"code", "message", "details"}}`. Messages name
+/// secrets, environments and fields, never values or tokens.
+public struct APIError: Error, Sendable {
+    public enum Code: String, Sendable {
+        case authenticationRequired = "AUTHENTICATION_REQUIRED"
+        case permissionDenied = "PERMISSION_DENIED"
+        case resourceNotFound = "RESOURCE_NOT_FOUND"
+        case validationError = "VALIDATION_ERROR"
+        case conflict = "CONFLICT"
+        case secretExpired = "SECRET_EXPIRED"
+        case payloadTooLarge = "PAYLOAD_TOO_LARGE"
+        case unsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
+        case rateLimitExceeded = "RATE_LIMIT_EXCEEDED"
+        case serviceUnavailable = "SERVICE_UNAVAILABLE"
+        case internalError = "INTERNAL_ERROR"
+
+        var status: HTTPResponse.Status {
+            switch self {
+            case .authenticationRequired: return .unauthorized
+            case .permissionDenied: return .forbidden
+            case .resourceNotFound: return .notFound
+            case .validationError: return .badRequest
+            case .conflict: return .conflict
+            case .secretExpired: return .gone
+            case .payloadTooLarge: return .contentTooLarge
+            case .unsupportedMediaType: return .unsupportedMediaType
+            case .rateLimitExceeded: return .tooManyRequests
+            case .serviceUnavailable: return .serviceUnavailable
+            case .internalError: return .internalServerError
+            }
+        }
+    }
+
+    public var code: Code
+    public var message: String
+    public var details: [String: String]
+    public var headers: HTTPFields
+
+    public init(_ code: Code, _ message: String, details: [String: String] = [:], headers: HTTPFields = [:]) {
+        self.code = code
+        self.message = message
+        self.details = details
+        self.headers = headers
+    }
+
+    static let unauthenticated = APIError(.authenticationRequired, "a valid API key is required",
+                                          headers: [.wwwAuthenticate: "Bearer realm=\"vsecure\""])
+
+    /// The API's reading of a domain error.
+    init(_ error: VSecureError) {
+        let code: Code
+        switch error.status {
+        case .usage: code = .validationError
+        case .notFound: code = .resourceNotFound
+        case .conflict: code = .conflict
+        case .expired: code = .secretExpired
+        case .unsafeEnvironment, .manifest: code = .validationError
+        default: code = .internalError
+        }
+        self.init(code, code == .internalError && error.status != .integrity ? "the server could not complete the request" : error.message,
+                  details: error.hints.isEmpty || code == .internalError ? [:] : ["hint": error.hints.joined(separator: " ")])
+    }
+
+    func response() -> Response {
+        let body = JSONValue.object([("error", .object([
+            ("code", .string(code.rawValue)),
+            ("message", .string(message)),
+            ("details", .object(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
+        ]))]).serialized(indent: nil)
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: code.status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
+    }
+}
+
+/// Turns every thrown error into the API's error shape, so no handler path can answer with
+/// another format or leak an internal description.
+struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        do {
+            return try await next(request, context)
+        } catch let error as APIError {
+            return error.response()
+        } catch let error as VSecureError {
+            if APIError(error).code == .internalError {
+                context.logger.error("request failed", metadata: ["status": "\(error.status)", "path": "\(request.uri.path)"])
+            }
+            return APIError(error).response()
+        } catch is NIOTooManyBytesError {
+            return APIError(.payloadTooLarge, "the request body is larger than the limit").response()
+        } catch let error as HTTPError {
+            switch error.status {
+            case .notFound: return APIError(.resourceNotFound, "no such route: \(request.method) \(request.uri.path)").response()
+            case .methodNotAllowed: return APIError(.validationError, "method \(request.method) is not allowed here").response()
+            case .contentTooLarge: return APIError(.payloadTooLarge, "the request body is larger than the limit").response()
+            default: return APIError(.validationError, error.body ?? "invalid request").response()
+            }
+        } catch {
+            context.logger.error("unexpected error", metadata: ["type": "\(type(of: error))", "path": "\(request.uri.path)"])
+            return APIError(.internalError, "the server could not complete the request").response()
+        }
+    }
+}

@@ -1,0 +1,94 @@
+import Hummingbird
+import VSecureCore
+import VSecureVault
+
+/// `/v1/security/api-keys…`. A token is shown once, when it is made; the server keeps only a
+/// keyed hash. A key can only create keys with its own scopes and environments or fewer.
+/// `Idempotency-Key` is not honoured here: replaying the answer would mean storing the token.
+struct APIKeyRoutes {
+    let service: SecretService
+    let limits: ServerLimits
+
+    func register(_ group: RouterGroup<ServerContext>, table: RouteTable) {
+        table.add(group, .post, "api-keys", create)
+        table.add(group, .get, "api-keys", list)
+        table.add(group, .delete, "api-keys/:id", revoke)
+        table.add(group, .post, "api-keys/:id/rotate", rotate)
+    }
+
+    static func json(_ key: ServerRegistry.APIKey, token: String?, now: Timestamp) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("id", .string(key.id)), ("name", .string(key.name)),
+            ("scopes", .array(key.scopes.map(JSONValue.string))),
+            ("environments", key.environments.map { .array($0.map { .string($0.rawValue) }) } ?? .null),
+            ("createdAt", .string(key.createdAt.iso8601)),
+            ("expiresAt", .optional(key.expiresAt?.iso8601)),
+            ("revokedAt", .optional(key.revokedAt?.iso8601)),
+            ("active", .bool(key.isActive(at: now))),
+        ]
+        if let token { members.insert(("key", .string(token)), at: 2) }
+        return .object(members)
+    }
+
+    @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
+        let caller = try context.require(.apiKeysManage)
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        try body.rejectUnknown(["name", "scopes", "environments", "expiresIn"])
+        guard let name = try body.string("name"), !name.isEmpty, name.utf8.count <= 100,
+              !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
+            throw APIError(.validationError, "field 'name' is required: 1 to 100 characters without control characters")
+        }
+        guard let scopes = try body.strings("scopes"), !scopes.isEmpty else {
+            throw APIError(.validationError, "field 'scopes' is required", details: ["allowed": Scope.allCases.map(\.rawValue).joined(separator: ", ")])
+        }
+        for scope in scopes where Scope(rawValue: scope) == nil {
+            throw APIError(.validationError, "unknown scope \(Quoted(scope))", details: ["allowed": Scope.allCases.map(\.rawValue).joined(separator: ", ")])
+        }
+        for scope in scopes where !caller.scopes.contains(scope) {
+            throw APIError(.permissionDenied, "a key cannot grant the scope \(scope), which it does not hold itself")
+        }
+        var environments: [EnvironmentName]?
+        if let list = try body.strings("environments") {
+            var parsed: [EnvironmentName] = []
+            for text in list { parsed.append(try await service.environment(text)) }
+            environments = parsed
+        }
+        if let allowed = caller.environments {
+            guard let requested = environments, requested.allSatisfy(allowed.contains) else {
+                throw APIError(.permissionDenied, "a key limited to \(allowed.map(\.rawValue).joined(separator: ", ")) can only create keys limited to those environments")
+            }
+        }
+        let expiresIn = try body.string("expiresIn")
+        let (key, token, now) = try await service.withRegistry { registry, now throws(VSecureError) in
+            let expiry = try expiresIn.map { (text: String) throws(VSecureError) in now.adding(try SecretDuration(parsing: text)) }
+            let (key, token) = try registry.createKey(name: name, scopes: Array(Set(scopes)).sorted(), environments: environments,
+                                                      expiresAt: expiry, now: now)
+            return (key, token, now)
+        }
+        return JSONResponse.make(Self.json(key, token: token, now: now), status: .created)
+    }
+
+    @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
+        _ = try context.require(.apiKeysManage)
+        let (keys, now) = try await service.withRegistry { registry, now throws(VSecureError) in (try registry.listKeys(), now) }
+        return JSONResponse.make(.object([("data", .array(keys.map { Self.json($0, token: nil, now: now) }))]))
+    }
+
+    @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
+        _ = try context.require(.apiKeysManage)
+        let id = context.parameters.get("id") ?? ""
+        let revoked = try await service.withRegistry { registry, now throws(VSecureError) in try registry.revokeKey(id: id, now: now) }
+        guard revoked else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
+        return Response(status: .noContent)
+    }
+
+    @Sendable func rotate(_ request: Request, context: ServerContext) async throws -> Response {
+        _ = try context.require(.apiKeysManage)
+        let id = context.parameters.get("id") ?? ""
+        let rotated = try await service.withRegistry { registry, now throws(VSecureError) -> (ServerRegistry.APIKey, String, Timestamp)? in
+            try registry.rotateKey(id: id, now: now).map { ($0.0, $0.1, now) }
+        }
+        guard let (key, token, now) = rotated else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
+        return JSONResponse.make(Self.json(key, token: token, now: now))
+    }
+}

@@ -1,0 +1,102 @@
+import Hummingbird
+import VSecureCore
+import VSecureVault
+
+/// The request context: who is calling, once authenticated.
+public struct ServerContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var apiKey: ServerRegistry.APIKey?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+    }
+}
+
+public enum Scope: String, CaseIterable, Sendable {
+    case secretsRead = "secrets:read"
+    case secretsWrite = "secrets:write"
+    case secretsDelete = "secrets:delete"
+    case apiKeysManage = "apikeys:manage"
+    case auditRead = "audit:read"
+}
+
+/// `Authorization: Bearer vsec_…`. Missing, malformed, unknown, expired and revoked keys all get
+/// the same 401 after the same work; a token in the query string is refused outright, since
+/// URLs end up in logs and browser history.
+struct AuthenticationMiddleware: RouterMiddleware {
+    typealias Context = ServerContext
+    let service: SecretService
+    let limiter: RateLimiter
+
+    static let queryTokenNames: Set<String> = ["api_key", "apikey", "apiKey", "token", "access_token", "key", "authorization"]
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if request.uri.queryParameters.contains(where: { Self.queryTokenNames.contains(String($0.key)) }) {
+            throw APIError(.authenticationRequired, "API keys are accepted only in the Authorization header, never in the URL")
+        }
+        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthenticated }
+        let token = header.dropFirst("Bearer ".count)
+        guard token.utf8.count <= 256 else { throw APIError.unauthenticated }
+        let key = try await service.authenticate(String(token))
+        guard let key else { throw APIError.unauthenticated }
+        if let wait = await limiter.admit(key.id) {
+            throw APIError(.rateLimitExceeded, "too many requests for this API key",
+                           details: ["retryAfterSeconds": String(wait)], headers: [.retryAfter: String(wait)])
+        }
+        var context = context
+        context.apiKey = key
+        return try await next(request, context)
+    }
+}
+
+extension SecretService {
+    func authenticate(_ token: String) throws(VSecureError) -> ServerRegistry.APIKey? {
+        let now = clock()
+        return try token.withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try registry.authenticate(raw, now: now) }
+    }
+}
+
+extension ServerContext {
+    /// The calling key, which must hold `scope` and, for `environment`, be allowed there.
+    func require(_ scope: Scope, environment: EnvironmentName? = nil) throws -> ServerRegistry.APIKey {
+        guard let key = apiKey else { throw APIError.unauthenticated }
+        guard key.scopes.contains(scope.rawValue) else {
+            throw APIError(.permissionDenied, "this API key lacks the scope \(scope.rawValue)", details: ["scope": scope.rawValue])
+        }
+        if let environment, let allowed = key.environments, !allowed.contains(environment) {
+            throw APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
+                           details: ["environment": environment.rawValue])
+        }
+        return key
+    }
+}
+
+/// A token bucket per API key: `rate` requests per second sustained, bursts up to `burst`.
+actor RateLimiter {
+    private struct Bucket { var tokens: Double; var updated: ContinuousClock.Instant }
+    private var buckets: [String: Bucket] = [:]
+    let rate: Double
+    let burst: Double
+
+    init(rate: Double, burst: Double) {
+        self.rate = rate
+        self.burst = burst
+    }
+
+    /// nil when admitted, else the whole seconds to wait.
+    func admit(_ id: String) -> Int? {
+        let now = ContinuousClock.now
+        var bucket = buckets[id] ?? Bucket(tokens: burst, updated: now)
+        let elapsed = bucket.updated.duration(to: now)
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        bucket.tokens = min(burst, bucket.tokens + seconds * rate)
+        bucket.updated = now
+        guard bucket.tokens >= 1 else {
+            buckets[id] = bucket
+            return max(1, Int(((1 - bucket.tokens) / rate).rounded(.up)))
+        }
+        bucket.tokens -= 1
+        buckets[id] = bucket
+        return nil
+    }
+}

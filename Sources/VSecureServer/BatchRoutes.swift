@@ -1,0 +1,138 @@
+import Hummingbird
+import VSecureCore
+import VSecureCrypto
+import VSecureVault
+
+/// `/v1/security/secrets/batch/…`: many secrets in one request.
+struct BatchRoutes {
+    let service: SecretService
+    let limits: ServerLimits
+
+    func register(_ group: RouterGroup<ServerContext>, table: RouteTable) {
+        table.add(group, .post, "secrets/batch/get", batchGet)
+        table.add(group, .post, "secrets/batch/upsert", batchUpsert)
+    }
+
+    /// Every value in one response; a name that does not exist is listed under `missing` and an
+    /// expired one under `expired` (unless allowExpired), never dropped silently.
+    @Sendable func batchGet(_ request: Request, context: ServerContext) async throws -> Response {
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        try body.rejectUnknown(["names", "environment", "tags", "allowExpired"])
+        let environment = try await service.environment(try body.string("environment"))
+        _ = try context.require(.secretsRead, environment: environment)
+        var names: [SecretName] = []
+        let nameTexts = try body.strings("names") ?? []
+        let tagTexts = try body.strings("tags")
+        try APIError.wrap { () throws(VSecureError) in
+            for text in nameTexts {
+                let name = try SecretName(text)
+                if !names.contains(name) { names.append(name) }
+            }
+        }
+        let tags = try APIError.wrap { () throws(VSecureError) in try parseTags(tagTexts) }
+        guard names.count <= limits.maxBatchSize else {
+            throw APIError(.validationError, "at most \(limits.maxBatchSize) names per batch")
+        }
+        if names.isEmpty && tags.isEmpty { throw APIError(.validationError, "give names, tags, or both") }
+        let allowExpired = try body.bool("allowExpired") ?? false
+        let response = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
+            let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: tags.isEmpty ? [] : [tags])
+            var data: [JSONValue] = []
+            var expired: [JSONValue] = []
+            for secret in sealed {
+                if let expiresAt = secret.expiresAt, expiresAt <= now, !allowExpired {
+                    expired.append(.string(secret.name.rawValue))
+                    continue
+                }
+                let value = SecureBytes(count: secret.valueLength)
+                try value.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
+                    try vault.open(secret, environment: environment, into: raw)
+                }
+                var members: [(String, JSONValue)] = [("name", .string(secret.name.rawValue)), ("version", .int(secret.version)),
+                                                      ("expiresAt", .optional(secret.expiresAt?.iso8601))]
+                value.withUnsafeBytes { members += jsonValueMembers($0) }
+                data.append(.object(members))
+            }
+            let found = Set(sealed.map(\.name))
+            return .object([
+                ("environment", .string(environment.rawValue)),
+                ("data", .array(data)),
+                ("missing", .array(names.filter { !found.contains($0) }.map { .string($0.rawValue) })),
+                ("expired", .array(expired)),
+            ])
+        }
+        return JSONResponse.make(response)
+    }
+
+    struct UpsertItem: Sendable {
+        var name: SecretName
+        var value: SecureBytes
+        var tags: [Tag]?
+        var metadata: [MetadataEntry]
+        var description: String?
+        var expiresIn: String?
+        var expiresAt: String?
+    }
+
+    /// All or nothing: every item is validated first, then all are written in one transaction.
+    @Sendable func batchUpsert(_ request: Request, context: ServerContext) async throws -> Response {
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        try body.rejectUnknown(["environment", "secrets"])
+        let environment = try await service.environment(try body.string("environment"))
+        _ = try context.require(.secretsWrite, environment: environment)
+        guard case .array(let entries)? = body["secrets"], !entries.isEmpty else {
+            throw APIError(.validationError, "field 'secrets' must be a non-empty list")
+        }
+        guard entries.count <= limits.maxBatchSize else { throw APIError(.validationError, "at most \(limits.maxBatchSize) secrets per batch") }
+        var items: [UpsertItem] = []
+        for (index, entry) in entries.enumerated() {
+            guard case .object(let members) = entry else { throw APIError(.validationError, "secrets[\(index)] must be an object") }
+            let item = JSONBody(members: members)
+            do {
+                try item.rejectUnknown(["name", "value", "valueBase64", "tags", "metadata", "description", "expiresIn", "expiresAt"])
+                guard let nameText = try item.string("name") else { throw APIError(.validationError, "field 'name' is required") }
+                let name = try APIError.wrap { () throws(VSecureError) in try SecretName(nameText) }
+                guard !items.contains(where: { $0.name == name }) else { throw APIError(.validationError, "\(name) appears twice") }
+                let tagList = try item.strings("tags")
+                let metadataPairs = try item.stringMap("metadata")
+                items.append(UpsertItem(
+                    name: name, value: try item.secretValue(required: true)!,
+                    tags: try tagList.map { list in try APIError.wrap { () throws(VSecureError) in try parseTags(list) } },
+                    metadata: try APIError.wrap { () throws(VSecureError) in try parseMetadata(metadataPairs) },
+                    description: try item.string("description"), expiresIn: try item.string("expiresIn"), expiresAt: try item.string("expiresAt")))
+            } catch let error as APIError {
+                throw APIError(error.code, "secrets[\(index)]: \(error.message)", details: error.details)
+            }
+        }
+        let batch = items
+        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+            var created: [JSONValue] = [], updated: [JSONValue] = [], unchanged: [JSONValue] = []
+            try vault.atomically { () throws(VSecureError) in
+                for item in batch {
+                    let expiry = try parseExpiry(expiresIn: item.expiresIn, expiresAt: item.expiresAt, now: now)
+                    try item.value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                        if let current = try vault.currentFingerprint(environment: environment, name: item.name) {
+                            var change = AttributeChange()
+                            change.replaceTags = item.tags
+                            change.setMetadata = item.metadata
+                            if let expiry { change.expiresAt = .some(expiry) }
+                            if let description = item.description { change.description = .some(description) }
+                            let same = current == vault.fingerprint(of: raw)
+                            _ = try vault.update(environment: environment, name: item.name, value: same ? nil : raw, change: change,
+                                                 ifVersion: nil, actor: context.actorName, now: now)
+                            if same { unchanged.append(.string(item.name.rawValue)) } else { updated.append(.string(item.name.rawValue)) }
+                        } else {
+                            try vault.create(environment: environment, name: item.name, value: raw,
+                                             attributes: SecretAttributes(tags: item.tags ?? [], metadata: item.metadata, expiresAt: expiry,
+                                                                          description: item.description),
+                                             actor: context.actorName, now: now)
+                            created.append(.string(item.name.rawValue))
+                        }
+                    }
+                }
+            }
+            return (.ok, .object([("environment", .string(environment.rawValue)), ("created", .array(created)),
+                                  ("updated", .array(updated)), ("unchanged", .array(unchanged))]))
+        }
+    }
+}

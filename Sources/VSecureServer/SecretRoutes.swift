@@ -1,0 +1,259 @@
+import Hummingbird
+import VSecureCore
+import VSecureCrypto
+import VSecureVault
+
+/// `/v1/security/secrets…`: the secret lifecycle over HTTP.
+struct SecretRoutes {
+    let service: SecretService
+    let limits: ServerLimits
+
+    func register(_ group: RouterGroup<ServerContext>, table: RouteTable) {
+        table.add(group, .post, "secrets", create)
+        table.add(group, .get, "secrets", list)
+        table.add(group, .get, "secrets/:name", get)
+        table.add(group, .put, "secrets/:name", update)
+        table.add(group, .delete, "secrets/:name", delete)
+        table.add(group, .get, "secrets/:name/versions", versions)
+        table.add(group, .post, "secrets/:name/rollback", rollback)
+        table.add(group, .get, "secrets/:name/diff", diff)
+    }
+
+    static let createFields: Set<String> = ["name", "value", "valueBase64", "environment", "tags", "metadata", "description",
+                                            "expiresIn", "expiresAt", "rotationPolicy"]
+
+    @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        try body.rejectUnknown(Self.createFields)
+        if let policy = body["rotationPolicy"], policy != .null {
+            throw APIError(.validationError, "rotationPolicy is not supported by this server yet")
+        }
+        guard let nameText = try body.string("name") else { throw APIError(.validationError, "field 'name' is required") }
+        let name = try APIError.wrap { () throws(VSecureError) in try SecretName(nameText) }
+        let tagTexts = try body.strings("tags")
+        let tags = try APIError.wrap { () throws(VSecureError) in try parseTags(tagTexts) }
+        let explicit = try body.string("environment").map { text in try APIError.wrap { () throws(VSecureError) in try EnvironmentName(text) } }
+        let configured = await service.environments
+        let defaultEnvironment = await service.defaultEnvironment
+        let environment = try APIError.wrap { () throws(VSecureError) in
+            try chooseEnvironment(explicit: explicit, tags: tags, configured: configured, default: defaultEnvironment)
+        }
+        _ = try context.require(.secretsWrite, environment: environment)
+        let metadataPairs = try body.stringMap("metadata")
+        let metadata = try APIError.wrap { () throws(VSecureError) in try parseMetadata(metadataPairs) }
+        let description = try body.string("description")
+        let expiresIn = try body.string("expiresIn"), expiresAt = try body.string("expiresAt")
+        guard let value = try body.secretValue(required: true) else { throw APIError(.validationError, "field 'value' is required") }
+        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+            let attributes = SecretAttributes(tags: tags, metadata: metadata,
+                                              expiresAt: try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now),
+                                              description: description)
+            let created = try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                try vault.create(environment: environment, name: name, value: raw, attributes: attributes,
+                                 actor: context.actorName, now: now)
+            }
+            return (.created, .object(created.jsonMembers(now: now)))
+        }
+    }
+
+    @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
+        let key = try context.require(.secretsRead)
+        var query = LocalVault.ListQuery(environment: nil)
+        if let text = request.query("environment") {
+            let environment = try await service.environment(text)
+            _ = try context.require(.secretsRead, environment: environment)
+            query.environment = environment
+        }
+        query.tags = try APIError.wrap { () throws(VSecureError) in
+            try parseTags(request.query("tags")?.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
+        }
+        query.search = request.query("search")
+        query.includeExpired = try request.queryBool("includeExpired")
+        let limit = try request.queryInt("limit", range: 1...100) ?? 50
+        let cursor = try request.query("cursor").map { text -> String in
+            guard let bytes = Base64.decode(text), let decoded = String(validating: bytes, as: UTF8.self) else {
+                throw APIError(.validationError, "the cursor is malformed")
+            }
+            return decoded
+        }
+        let (secrets, now) = try await service.withVault { vault, now throws(VSecureError) in (try vault.list(query, now: now), now) }
+        // Only what the key may read is listed or counted.
+        let visible = secrets.filter { secret in key.environments.map { $0.contains(secret.environment) } ?? true }
+        let remaining = cursor.map { after in visible.filter { $0.path > after } } ?? visible
+        let page = Array(remaining.prefix(limit))
+        let hasMore = remaining.count > page.count
+        let nextCursor: JSONValue = hasMore
+            ? .string(ServerRegistry.base64URL(Array(page.last!.path.utf8))) : .null
+        return JSONResponse.make(.object([
+            ("data", .array(page.map { .object($0.jsonMembers(now: now)) })),
+            ("pagination", .object([("cursor", nextCursor), ("hasMore", .bool(hasMore)), ("totalCount", .int(visible.count))])),
+        ]))
+    }
+
+    @Sendable func get(_ request: Request, context: ServerContext) async throws -> Response {
+        let name = try context.secretName()
+        let environment = try await service.environment(request.query("environment"))
+        _ = try context.require(.secretsRead, environment: environment)
+        let version = try request.queryInt("version", range: 1...Int(Int32.max))
+        let allowExpired = try request.queryBool("allowExpired")
+        let body = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
+            let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
+            if let expiresAt = secret.attributes.expiresAt, expiresAt <= now, !allowExpired {
+                throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)", hint: "allowExpired=true reads it anyway")
+            }
+            var members = secret.jsonMembers(now: now)
+            members.removeAll { $0.0 == "version" }
+            members.insert(("version", .int(info.version)), at: 4)
+            members.insert(("currentVersion", .int(secret.currentVersion)), at: 5)
+            value.withUnsafeBytes { members += jsonValueMembers($0) }
+            return .object(members)
+        }
+        return JSONResponse.make(body, headers: [.eTag: "\"\(Self.currentVersion(of: body))\""])
+    }
+
+    static func currentVersion(of body: JSONValue) -> Int64 {
+        if case .object(let members) = body, case .int(let version)? = members.first(where: { $0.0 == "currentVersion" || $0.0 == "version" })?.1 {
+            return version
+        }
+        return 0
+    }
+
+    static let updateFields: Set<String> = ["environment", "value", "valueBase64", "tags", "addTags", "removeTags", "metadata",
+                                            "removeMetadata", "expiresIn", "expiresAt", "noExpiry", "description", "ifVersion",
+                                            "rotationPolicy"]
+
+    @Sendable func update(_ request: Request, context: ServerContext) async throws -> Response {
+        let name = try context.secretName()
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        try body.rejectUnknown(Self.updateFields)
+        if let policy = body["rotationPolicy"], policy != .null {
+            throw APIError(.validationError, "rotationPolicy is not supported by this server yet")
+        }
+        let environment = try await service.environment(try body.string("environment") ?? request.query("environment"))
+        _ = try context.require(.secretsWrite, environment: environment)
+        var ifVersion = try body.int("ifVersion")
+        if let match = request.headers[.ifMatch] {
+            let digits = match.filter(\.isNumber)
+            guard let version = Int(digits), !digits.isEmpty else { throw APIError(.validationError, "If-Match must hold a version, e.g. \"3\"") }
+            if let ifVersion, ifVersion != version { throw APIError(.validationError, "If-Match and ifVersion disagree") }
+            ifVersion = version
+        }
+        var change = AttributeChange()
+        let replaceTags = try body.strings("tags"), addTags = try body.strings("addTags"), removeTags = try body.strings("removeTags")
+        let metadataPairs = try body.stringMap("metadata"), removeMetadata = try body.strings("removeMetadata") ?? []
+        try APIError.wrap { () throws(VSecureError) in
+            if let replaceTags { change.replaceTags = try parseTags(replaceTags) }
+            change.addTags = try parseTags(addTags)
+            change.removeTags = try parseTags(removeTags)
+            change.setMetadata = try parseMetadata(metadataPairs)
+            for key in removeMetadata {
+                _ = try MetadataEntry(key: key, value: "")
+                change.removeMetadata.append(key)
+            }
+        }
+        if body.has("description") { change.description = .some(try body.string("description")) }
+        let noExpiry = try body.bool("noExpiry") ?? false
+        let expiresIn = try body.string("expiresIn"), expiresAt = try body.string("expiresAt")
+        if noExpiry && (expiresIn != nil || expiresAt != nil) {
+            throw APIError(.validationError, "noExpiry cannot be combined with expiresIn or expiresAt")
+        }
+        let value = try body.secretValue(required: false)
+        let requestedChange = change, expectedVersion = ifVersion
+        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+            var change = requestedChange
+            let ifVersion = expectedVersion
+            if noExpiry { change.expiresAt = .some(nil) }
+            else if let expiry = try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now) { change.expiresAt = .some(expiry) }
+            if value == nil && change.isEmpty { throw VSecureError.usage("nothing to update: give a value or attribute changes") }
+            let result: LocalVault.UpdateResult
+            if let value {
+                result = try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                    try vault.update(environment: environment, name: name, value: raw, change: change, ifVersion: ifVersion,
+                                     actor: context.actorName, now: now)
+                }
+            } else {
+                result = try vault.update(environment: environment, name: name, value: nil, change: change, ifVersion: ifVersion,
+                                          actor: context.actorName, now: now)
+            }
+            var members = result.secret.jsonMembers(now: now)
+            members.append(("previousVersion", .int(result.previousVersion)))
+            members.append(("valueChanged", .bool(result.newVersion != nil)))
+            return (.ok, .object(members))
+        }
+    }
+
+    @Sendable func delete(_ request: Request, context: ServerContext) async throws -> Response {
+        let name = try context.secretName()
+        let environment = try await service.environment(request.query("environment"))
+        _ = try context.require(.secretsDelete, environment: environment)
+        let purge = try request.queryBool("purge")
+        try await service.withVault { vault, now throws(VSecureError) in
+            try vault.delete(environment: environment, name: name, purge: purge, now: now)
+        }
+        return Response(status: .noContent)
+    }
+
+    @Sendable func versions(_ request: Request, context: ServerContext) async throws -> Response {
+        let name = try context.secretName()
+        let environment = try await service.environment(request.query("environment"))
+        _ = try context.require(.secretsRead, environment: environment)
+        let body = try await service.withVault { vault, _ throws(VSecureError) -> JSONValue in
+            let (secret, versions) = try vault.versions(environment: environment, name: name)
+            return .object([
+                ("name", .string(secret.name.rawValue)),
+                ("environment", .string(secret.environment.rawValue)),
+                ("currentVersion", .int(secret.currentVersion)),
+                ("data", .array(versions.map(\.json))),
+            ])
+        }
+        return JSONResponse.make(body)
+    }
+
+    @Sendable func rollback(_ request: Request, context: ServerContext) async throws -> Response {
+        let name = try context.secretName()
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        try body.rejectUnknown(["environment", "version"])
+        let environment = try await service.environment(try body.string("environment") ?? request.query("environment"))
+        _ = try context.require(.secretsWrite, environment: environment)
+        let target = try body.int("version")
+        if let target, target < 1 { throw APIError(.validationError, "field 'version' must be 1 or more") }
+        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+            let result = try vault.rollback(environment: environment, name: name, to: target, actor: context.actorName, now: now)
+            var members = result.secret.jsonMembers(now: now)
+            members.append(("previousVersion", .int(result.previousVersion)))
+            members.append(("restoredVersion", .int(target ?? result.previousVersion - 1)))
+            return (.ok, .object(members))
+        }
+    }
+
+    @Sendable func diff(_ request: Request, context: ServerContext) async throws -> Response {
+        let name = try context.secretName()
+        let environment = try await service.environment(request.query("environment"))
+        _ = try context.require(.secretsRead, environment: environment)
+        let from = try request.queryInt("from", range: 1...Int(Int32.max))
+        let to = try request.queryInt("to", range: 1...Int(Int32.max))
+        let body = try await service.withVault { vault, _ throws(VSecureError) -> JSONValue in
+            let (secret, versions) = try vault.versions(environment: environment, name: name)
+            return try VersionDiff(secret: secret, versions: versions, from: from, to: to).json
+        }
+        return JSONResponse.make(body)
+    }
+}
+
+extension ServerContext {
+    /// Who version records name: the API key's name and id.
+    var actorName: String {
+        apiKey.map { "\($0.name) (\($0.id))" } ?? "unknown"
+    }
+}
+
+extension APIError {
+    static func wrap<T>(_ body: () throws(VSecureError) -> T) throws -> T {
+        do { return try body() } catch { throw APIError(error) }
+    }
+
+    static func wrap<T>(_ body: () async throws(VSecureError) -> T) async throws -> T {
+        do { return try await body() } catch { throw APIError(error) }
+    }
+}
+

@@ -1,0 +1,215 @@
+import VSecureCore
+import VSecureCrypto
+
+/// What a server keeps beside the vault: API keys (only as keyed hashes) and idempotency
+/// records, in `server.db` next to `vault.db`. The hash key is derived from the vault's data
+/// key, so a copy of `server.db` alone cannot be used to test guesses of a token.
+public final class ServerRegistry {
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS api_keys(
+            id TEXT PRIMARY KEY NOT NULL,
+            name TEXT NOT NULL,
+            token_hash BLOB NOT NULL,
+            scopes TEXT NOT NULL,
+            environments TEXT,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            revoked_at INTEGER,
+            last_used_at INTEGER
+        );
+        CREATE TABLE IF NOT EXISTS idempotency(
+            key_id TEXT NOT NULL,
+            idempotency_key TEXT NOT NULL,
+            request_hash BLOB NOT NULL,
+            status INTEGER NOT NULL,
+            body BLOB NOT NULL,
+            created_at INTEGER NOT NULL,
+            PRIMARY KEY(key_id, idempotency_key)
+        ) WITHOUT ROWID;
+        """
+
+    public struct APIKey: Sendable, Equatable {
+        public var id: String
+        public var name: String
+        public var scopes: [String]
+        /// nil: every environment.
+        public var environments: [EnvironmentName]?
+        public var createdAt: Timestamp
+        public var expiresAt: Timestamp?
+        public var revokedAt: Timestamp?
+
+        public func isActive(at now: Timestamp) -> Bool {
+            revokedAt == nil && (expiresAt.map { $0 > now } ?? true)
+        }
+    }
+
+    public struct StoredResponse: Sendable {
+        public var requestHash: [UInt8]
+        public var status: Int
+        public var body: [UInt8]
+
+        public init(requestHash: [UInt8], status: Int, body: [UInt8]) {
+            self.requestHash = requestHash
+            self.status = status
+            self.body = body
+        }
+    }
+
+    let db: SQLiteDatabase
+    private let hashKey: SecureBytes
+    /// Compared against when a token's id is unknown, so that path costs the same as a real one.
+    private let decoyHash: [UInt8]
+
+    public init(path: String, vault: LocalVault) throws(VSecureError) {
+        if PrivateFiles.kind(of: path) == .missing { try PrivateFiles.createEmptyFile(path) }
+        db = try SQLiteDatabase(path: path, create: false)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
+        try db.execute(Self.schema)
+        hashKey = KeyDerivation.subkey(of: vault.dataKey, id: 2, context: "vsapikey")
+        decoyHash = Sodium.randomBytes(32)
+    }
+
+    static let tokenPrefix = "vsec_"
+
+    private func hash(_ token: UnsafeRawBufferPointer) -> [UInt8] {
+        KeyDerivation.keyedHash(token, key: hashKey, length: 32)
+    }
+
+    /// Creates a key and returns it with its token, which is shown once and never stored.
+    public func createKey(name: String, scopes: [String], environments: [EnvironmentName]?, expiresAt: Timestamp?,
+                          now: Timestamp) throws(VSecureError) -> (APIKey, String) {
+        let id = "key_" + hexString(Sodium.randomBytes(8))
+        let token = Self.makeToken(id: id)
+        let key = APIKey(id: id, name: name, scopes: scopes, environments: environments, createdAt: now, expiresAt: expiresAt, revokedAt: nil)
+        let statement = try db.prepare("""
+            INSERT INTO api_keys(id, name, token_hash, scopes, environments, created_at, expires_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            """)
+        let tokenHash = try token.withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in hash(raw) }
+        statement.bind(1, id).bind(2, name).bind(3, blob: tokenHash).bind(4, scopes.joined(separator: ","))
+            .bind(5, environments.map { $0.map(\.rawValue).joined(separator: ",") }).bind(6, now.secondsSinceEpoch)
+            .bind(7, expiresAt?.secondsSinceEpoch)
+        try statement.run()
+        return (key, token)
+    }
+
+    /// A new token for an existing, active key; the old token stops working at once.
+    public func rotateKey(id: String, now: Timestamp) throws(VSecureError) -> (APIKey, String)? {
+        guard let key = try key(id: id), key.isActive(at: now) else { return nil }
+        let token = Self.makeToken(id: id)
+        let tokenHash = try token.withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in hash(raw) }
+        let statement = try db.prepare("UPDATE api_keys SET token_hash = ?2 WHERE id = ?1")
+        try statement.bind(1, id).bind(2, blob: tokenHash).run()
+        return (key, token)
+    }
+
+    /// `vsec_<id>_<43 base64url characters of 32 random bytes>`.
+    static func makeToken(id: String) -> String {
+        let secret = Sodium.randomBytes(32)
+        return tokenPrefix + id + "_" + base64URL(secret)
+    }
+
+    public static func base64URL(_ bytes: [UInt8]) -> String {
+        let standard = bytes.withUnsafeBytes { Base64.encode($0) }
+        return String(standard.compactMap { c -> Character? in
+            switch c {
+            case "+": return "-"
+            case "/": return "_"
+            case "=": return nil
+            default: return c
+            }
+        })
+    }
+
+    /// The active key a presented token belongs to, or nil. Every failure (malformed, unknown,
+    /// wrong secret, expired, revoked) returns nil after the same amount of hashing.
+    public func authenticate(_ token: UnsafeRawBufferPointer, now: Timestamp) throws(VSecureError) -> APIKey? {
+        let presented = hash(token)
+        var candidate: (APIKey, [UInt8])?
+        if let id = Self.keyID(in: token) { candidate = try keyWithHash(id: id) }
+        let expected = candidate?.1 ?? decoyHash
+        let matches = presented.withUnsafeBytes { a in expected.withUnsafeBytes { b in Sodium.constantTimeEqual(a, b) } }
+        guard matches, let key = candidate?.0, key.isActive(at: now) else { return nil }
+        return key
+    }
+
+    static func keyID(in token: UnsafeRawBufferPointer) -> String? {
+        let prefix = Array(tokenPrefix.utf8)
+        // vsec_ + key_ + 16 hex + _ + secret
+        guard token.count > prefix.count + 21, Array(token[0..<prefix.count]) == prefix else { return nil }
+        let idBytes = token[prefix.count..<(prefix.count + 20)]
+        guard token[prefix.count + 20] == UInt8(ascii: "_"), idBytes.starts(with: Array("key_".utf8)),
+              idBytes.dropFirst(4).allSatisfy({ (0x30...0x39).contains($0) || (0x61...0x66).contains($0) })
+        else { return nil }
+        return String(decoding: idBytes, as: UTF8.self)
+    }
+
+    private func keyWithHash(id: String) throws(VSecureError) -> (APIKey, [UInt8])? {
+        let statement = try db.prepare("""
+            SELECT id, name, scopes, environments, created_at, expires_at, revoked_at, token_hash FROM api_keys WHERE id = ?1
+            """)
+        statement.bind(1, id)
+        guard try statement.step() else { return nil }
+        return (Self.apiKey(statement), statement.blob(7))
+    }
+
+    public func key(id: String) throws(VSecureError) -> APIKey? {
+        try keyWithHash(id: id)?.0
+    }
+
+    public func listKeys() throws(VSecureError) -> [APIKey] {
+        let statement = try db.prepare("SELECT id, name, scopes, environments, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id")
+        var keys: [APIKey] = []
+        while try statement.step() { keys.append(Self.apiKey(statement)) }
+        return keys
+    }
+
+    public func revokeKey(id: String, now: Timestamp) throws(VSecureError) -> Bool {
+        let statement = try db.prepare("UPDATE api_keys SET revoked_at = ?2 WHERE id = ?1 AND revoked_at IS NULL")
+        try statement.bind(1, id).bind(2, now.secondsSinceEpoch).run()
+        return try db.scalarInt("SELECT changes()") > 0
+    }
+
+    private static func apiKey(_ statement: SQLiteStatement) -> APIKey {
+        APIKey(id: statement.text(0), name: statement.text(1),
+               scopes: statement.text(2).split(separator: ",").map(String.init),
+               environments: statement.optionalText(3).map { $0.split(separator: ",").compactMap { try? EnvironmentName(String($0)) } },
+               createdAt: Timestamp(secondsSinceEpoch: statement.int64(4)),
+               expiresAt: statement.optionalInt64(5).map(Timestamp.init(secondsSinceEpoch:)),
+               revokedAt: statement.optionalInt64(6).map(Timestamp.init(secondsSinceEpoch:)))
+    }
+
+    // MARK: - Idempotency
+
+    public func storedResponse(keyID: String, idempotencyKey: String) throws(VSecureError) -> StoredResponse? {
+        let statement = try db.prepare("SELECT request_hash, status, body FROM idempotency WHERE key_id = ?1 AND idempotency_key = ?2")
+        statement.bind(1, keyID).bind(2, idempotencyKey)
+        guard try statement.step() else { return nil }
+        return StoredResponse(requestHash: statement.blob(0), status: statement.int(1), body: statement.blob(2))
+    }
+
+    public func storeResponse(keyID: String, idempotencyKey: String, response: StoredResponse, now: Timestamp) throws(VSecureError) {
+        let statement = try db.prepare("""
+            INSERT OR IGNORE INTO idempotency(key_id, idempotency_key, request_hash, status, body, created_at)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+            """)
+        try statement.bind(1, keyID).bind(2, idempotencyKey).bind(3, blob: response.requestHash).bind(4, response.status)
+            .bind(5, blob: response.body).bind(6, now.secondsSinceEpoch).run()
+    }
+
+    /// Idempotency records older than `age` are forgotten.
+    public func expireIdempotency(olderThan cutoff: Timestamp) throws(VSecureError) {
+        let statement = try db.prepare("DELETE FROM idempotency WHERE created_at < ?1")
+        try statement.bind(1, cutoff.secondsSinceEpoch).run()
+    }
+
+    /// A digest of a request, to tell a true replay from a reused key.
+    public func requestDigest(_ parts: [[UInt8]]) -> [UInt8] {
+        var joined: [UInt8] = []
+        for part in parts {
+            joined += withUnsafeBytes(of: UInt64(part.count).bigEndian) { Array($0) }
+            joined += part
+        }
+        return joined.withUnsafeBytes { KeyDerivation.keyedHash($0, key: hashKey, length: 32) }
+    }
+}
