@@ -36,43 +36,14 @@ struct SecretsDiff: ParsableCommand {
         let vault = try location.open()
         let env = try environment.resolve(in: vault)
         let (secret, versions) = try vault.versions(environment: env, name: secretName)
-        let toVersion = to ?? secret.currentVersion
-        let fromVersion = from ?? toVersion - 1
-        func find(_ number: Int) throws(VSecureError) -> VersionSummary {
-            guard var found = versions.first(where: { $0.version == number }) else {
-                throw VSecureError(.notFound, "\(secretName) in \(env) has no version \(number) (current: \(secret.currentVersion))",
-                                   hint: number < 1 ? "it has only one version; there is nothing to compare" : "`vsecure secrets:versions \(secretName) --env \(env)` lists its versions")
-            }
-            if number == secret.currentVersion { found.attributes = secret.attributes }
-            return found
-        }
-        let older = try find(fromVersion)
-        let newer = try find(toVersion)
-        let change = AttributeDiff(older.attributes, newer.attributes)
-        let valueChanged = older.fingerprint != newer.fingerprint || older.valueLength != newer.valueLength
+        let change = try VersionDiff(secret: secret, versions: versions, from: from, to: to)
+        let older = change.older, newer = change.newer
 
         if output.json {
-            Console.out(JSONValue.object([
-                ("name", .string(secretName.rawValue)),
-                ("environment", .string(env.rawValue)),
-                ("from", .int(older.version)),
-                ("to", .int(newer.version)),
-                ("valueChanged", .bool(valueChanged)),
-                ("fromLength", .int(older.valueLength)),
-                ("toLength", .int(newer.valueLength)),
-                ("fromFingerprint", .string(older.fingerprint)),
-                ("toFingerprint", .string(newer.fingerprint)),
-                ("tagsAdded", .array(change.tagsAdded.map { .string($0.rawValue) })),
-                ("tagsRemoved", .array(change.tagsRemoved.map { .string($0.rawValue) })),
-                ("metadataChanged", .array(change.metadata.map { key, old, new in
-                    .object([("key", .string(key)), ("from", .optional(old)), ("to", .optional(new))])
-                })),
-                ("expiresAtFrom", .optional(older.attributes.expiresAt?.iso8601)),
-                ("expiresAtTo", .optional(newer.attributes.expiresAt?.iso8601)),
-            ]).serialized())
+            Console.out(change.json.serialized())
         } else {
             var lines = ["\(secretName) in \(env): version \(older.version) → \(newer.version)"]
-            lines.append(valueChanged
+            lines.append(change.valueChanged
                 ? "  value:    changed (\(older.valueLength) → \(newer.valueLength) bytes; fingerprint \(older.fingerprint) → \(newer.fingerprint))"
                 : "  value:    unchanged (fingerprint \(newer.fingerprint))")
             let tagParts = change.tagsAdded.map { "+\($0)" } + change.tagsRemoved.map { "-\($0)" }
@@ -98,23 +69,6 @@ struct SecretsDiff: ParsableCommand {
             let (_, _, newValue) = try vault.get(environment: env, name: secretName, version: newer.version)
             let diff = oldValue.withUnsafeBytes { a in newValue.withUnsafeBytes { b in LineDiff.render(a, b) } }
             diff.withUnsafeBytes { Console.outRaw($0) }
-        }
-    }
-}
-
-struct AttributeDiff {
-    var tagsAdded: [Tag]
-    var tagsRemoved: [Tag]
-    var metadata: [(String, String?, String?)]
-
-    init(_ old: SecretAttributes, _ new: SecretAttributes) {
-        tagsAdded = new.tags.filter { !old.tags.contains($0) }
-        tagsRemoved = old.tags.filter { !new.tags.contains($0) }
-        let keys = Set(old.metadata.map(\.key) + new.metadata.map(\.key)).sorted()
-        metadata = keys.compactMap { key in
-            let before = old.metadataValue(key)
-            let after = new.metadataValue(key)
-            return before == after ? nil : (key, before, after)
         }
     }
 }

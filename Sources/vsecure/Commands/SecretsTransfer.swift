@@ -1,5 +1,4 @@
 import ArgumentParser
-import Foundation
 import VSecureCore
 import VSecureCrypto
 import VSecureVault
@@ -79,17 +78,17 @@ struct SecretsImport: ParsableCommand {
     }
 
     private func parseJSON(_ bytes: [UInt8]) throws(VSecureError) -> [Dotenv.Entry] {
-        let object: Any
-        do { object = try JSONSerialization.jsonObject(with: Data(bytes)) } catch {
-            throw VSecureError.usage("\(file) is not valid JSON", hint: "import expects a JSON object {\"NAME\": \"value\", …} or a .env file")
+        let document: JSONValue
+        do { document = try JSONParser.parse(bytes) } catch {
+            throw VSecureError.usage("\(file): \(error.message)", hint: "import expects a JSON object {\"NAME\": \"value\", …} or a .env file")
         }
-        guard let dictionary = object as? [String: Any] else {
+        guard case .object(let members) = document else {
             throw VSecureError.usage("\(file) is JSON but not an object", hint: "import expects {\"NAME\": \"value\", …}")
         }
         var entries: [Dotenv.Entry] = []
-        for key in dictionary.keys.sorted() {
+        for (key, value) in members {
             let name = try SecretName(key)
-            guard let text = dictionary[key] as? String else {
+            guard case .string(let text) = value else {
                 throw VSecureError.usage("the value of \(name) in \(file) is not a string")
             }
             entries.append(Dotenv.Entry(name: name, value: Array(text.utf8), line: 0))

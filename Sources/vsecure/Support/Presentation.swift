@@ -12,36 +12,10 @@ enum Presentation {
     static func tags(_ tags: [Tag]) -> String { tags.isEmpty ? "-" : tags.map(\.rawValue).joined(separator: ",") }
 
     static func json(_ secret: SecretSummary, now: Timestamp) -> [(String, JSONValue)] {
-        [
-            ("id", .string(secret.id)),
-            ("name", .string(secret.name.rawValue)),
-            ("environment", .string(secret.environment.rawValue)),
-            ("path", .string(secret.path)),
-            ("version", .int(secret.currentVersion)),
-            ("tags", .array(secret.attributes.tags.map { .string($0.rawValue) })),
-            ("metadata", .object(secret.attributes.metadata.map { ($0.key, .string($0.value)) })),
-            ("description", .optional(secret.attributes.description)),
-            ("expiresAt", .optional(secret.attributes.expiresAt?.iso8601)),
-            ("expired", .bool(secret.isExpired(at: now))),
-            ("createdAt", .string(secret.createdAt.iso8601)),
-            ("updatedAt", .string(secret.updatedAt.iso8601)),
-        ]
+        secret.jsonMembers(now: now)
     }
 
-    static func json(_ version: VersionSummary) -> JSONValue {
-        .object([
-            ("version", .int(version.version)),
-            ("action", .string(version.action.rawValue)),
-            ("actor", .string(version.actor)),
-            ("createdAt", .string(version.createdAt.iso8601)),
-            ("valueLength", .int(version.valueLength)),
-            ("fingerprint", .string(version.fingerprint)),
-            ("sourceVersion", version.sourceVersion.map { .int($0) } ?? .null),
-            ("tags", .array(version.attributes.tags.map { .string($0.rawValue) })),
-            ("metadata", .object(version.attributes.metadata.map { ($0.key, .string($0.value)) })),
-            ("expiresAt", .optional(version.attributes.expiresAt?.iso8601)),
-        ])
-    }
+    static func json(_ version: VersionSummary) -> JSONValue { version.json }
 
     /// The card `create` and `update` print.
     static func card(_ title: String, _ secret: SecretSummary, now: Timestamp) -> String {
