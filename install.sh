@@ -7,7 +7,8 @@ usage() {
     cat <<'USAGE'
 Usage: ./install.sh [options]
 
-Builds vsecure and vsecure-run (release, static Swift stdlib) and installs them into PREFIX/bin.
+Builds vsecure and vsecure-run (release, static Swift stdlib) and installs them into PREFIX/bin;
+with --with-server also vsecure-server (its first release build takes about 10 minutes here).
 Missing Debian packages (libsodium-dev, libsqlite3-dev, libyaml-dev, libcurl4-openssl-dev,
 pkg-config) are installed with apt-get first.
 
@@ -15,6 +16,7 @@ Options:
   --prefix DIR   install into DIR/bin (default: $PREFIX, else /usr/local)
   --deps-only    only install the build dependencies
   --no-deps      do not check or install the Debian packages
+  --with-server  also build and install vsecure-server
   --demo         after installing, run a short demo on a throw-away vault
   -h, --help     show this help
 USAGE
@@ -24,6 +26,7 @@ prefix="${PREFIX:-/usr/local}"
 deps=1
 build=1
 demo=0
+server=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --prefix) [ $# -ge 2 ] || { echo "install.sh: error: --prefix needs a directory" >&2; exit 2; }; prefix="$2"; shift 2 ;;
@@ -31,6 +34,7 @@ while [ $# -gt 0 ]; do
         --deps-only) build=0; shift ;;
         --no-deps) deps=0; shift ;;
         --demo) demo=1; shift ;;
+        --with-server) server=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) echo "install.sh: error: unknown option '$1'" >&2; echo "install.sh: hint: ./install.sh --help lists the options" >&2; exit 2 ;;
     esac
@@ -67,13 +71,18 @@ fi
 echo "install.sh: building release binaries (static Swift stdlib)" >&2
 swift build -c release --static-swift-stdlib --product vsecure >&2
 swift build -c release --static-swift-stdlib --product vsecure-run >&2
+tools=(vsecure vsecure-run)
+if [ "$server" = 1 ]; then
+    swift build -c release --static-swift-stdlib --product vsecure-server >&2
+    tools+=(vsecure-server)
+fi
 bin_dir="$(swift build -c release --static-swift-stdlib --show-bin-path)"
 
 mkdir -p "$prefix/bin"
-for tool in vsecure vsecure-run; do
+for tool in "${tools[@]}"; do
     install -m 0755 "$bin_dir/$tool" "$prefix/bin/$tool"
 done
-echo "install.sh: installed vsecure and vsecure-run into $prefix/bin" >&2
+echo "install.sh: installed ${tools[*]} into $prefix/bin" >&2
 
 if [ "$demo" = 1 ]; then
     exec ./examples/demo.sh "$prefix/bin"
