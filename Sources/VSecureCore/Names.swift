@@ -78,6 +78,9 @@ public struct Tag: Hashable, Comparable, Sendable, CustomStringConvertible {
         var result: [Tag] = []
         for list in lists {
             for item in list.split(separator: ",", omittingEmptySubsequences: false) {
+                guard !item.isEmpty else {
+                    throw .usage("empty tag in the list \(Quoted(list))", hint: "tags are a comma-separated list such as --tags production,api")
+                }
                 let tag = try Tag(String(item))
                 if !result.contains(tag) { result.append(tag) }
             }

@@ -22,8 +22,9 @@ public enum PrivateFiles {
     }
 
     public static func ioError(_ what: String, path: String, code: Int32 = vsecure_errno()) -> VSecureError {
-        let status: ExitStatus = (code == ENOENT) ? .vaultMissing : .io
-        var error = VSecureError(status, "\(what) \(Quoted(path)): \(errnoText(code))")
+        // A missing vault is reported by LocalVault.open itself; here ENOENT is a missing
+        // directory or input file, an I/O problem.
+        var error = VSecureError(.io, "\(what) \(Quoted(path)): \(errnoText(code))")
         if code == ENOSPC { error.hints.append("the disk is full; nothing was changed") }
         if code == EACCES || code == EPERM { error.hints.append("check the permissions of \(path)") }
         return error

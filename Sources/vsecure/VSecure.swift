@@ -32,6 +32,7 @@ struct VSecure: ParsableCommand {
         do {
             var command = try parseAsRoot()
             try command.run()
+            try Console.checkOutputWasWritten()
             Glibc.exit(0)
         } catch let failure as VSecureError {
             Console.report(failure)

@@ -100,7 +100,8 @@ struct NameGrammarTests {
     @Test("tag lists with an empty item are refused", arguments: ["", ",", "a,", ",a", "a,,b"])
     func tagListsRefuseEmptyItems(_ list: String) {
         let error = #expect(throws: VSecureError.self) { try Tag.parseLists([list]) }
-        #expect(error?.message == "empty tag")
+        #expect(error?.message == "empty tag in the list \(Quoted(list))")
+        #expect(error?.status == .usage)
     }
 
     @Test("metadata k=v: the value may hold '=' and spaces")

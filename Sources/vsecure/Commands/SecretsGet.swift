@@ -34,7 +34,7 @@ struct SecretsGet: ParsableCommand {
         if let expiresAt = secret.attributes.expiresAt, expiresAt <= now, !allowExpired {
             throw VSecureError(.expired, "\(secretName) in \(env) expired at \(expiresAt.iso8601)",
                                hints: ["--allow-expired reads it anyway",
-                                       "renew it with `vsecure secrets:update \(secretName) --env \(env)` and a new value or --expires-in"])
+                                       "renew it with `vsecure secrets:update \(secretName) --env \(env) --expires-in DURATION` (or --no-expiry); a new value alone keeps the expiry"])
         }
         if output.json {
             var members = Presentation.json(secret, now: now)

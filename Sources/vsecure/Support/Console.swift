@@ -50,9 +50,22 @@ enum Console {
             let n = write(fd, bytes.baseAddress! + offset, bytes.count - offset)
             if n < 0 {
                 if errno == EINTR { continue }
+                if fd == STDOUT_FILENO && stdoutError == 0 { stdoutError = errno }
                 return
             }
             offset += n
+        }
+    }
+
+    /// The errno of the first failed write to stdout (a full disk, a closed descriptor). The
+    /// output is then incomplete, so the command must not exit 0: `vsecure secrets:get K > file`
+    /// would otherwise look like it saved the value.
+    nonisolated(unsafe) static var stdoutError: Int32 = 0
+
+    static func checkOutputWasWritten() throws(VSecureError) {
+        guard stdoutError == 0 else {
+            throw VSecureError(.io, "cannot write the output: \(String(cString: strerror(stdoutError)))",
+                               hint: "the output is incomplete; check where stdout goes (a full disk, a closed pipe)")
         }
     }
 }

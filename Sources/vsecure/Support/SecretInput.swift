@@ -8,9 +8,16 @@ import VSecureCrypto
 /// terminal prompt without echo. Values keep their exact bytes; only prompts drop the newline
 /// that ends the typed line.
 enum SecretInput {
-    static func readFile(_ path: String, limit: Int, what: String) throws(VSecureError) -> SecureBytes {
+    /// `missing` is the exit status when there is no file at `path`: bad input for a value or an
+    /// import, a key error for a passphrase file (as for a missing key file).
+    static func readFile(_ path: String, limit: Int, what: String, missing: ExitStatus = .usage) throws(VSecureError) -> SecureBytes {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw PrivateFiles.ioError("cannot read \(what) from", path: path) }
+        guard fd >= 0 else {
+            let code = errno
+            var error = PrivateFiles.ioError("cannot read \(what) from", path: path, code: code)
+            if code == ENOENT { error.status = missing }
+            throw error
+        }
         defer { close(fd) }
         return try readAll(fd, limit: limit, what: what)
     }
@@ -73,7 +80,7 @@ enum Passphrase {
     static func read(file: String?, prompt: String, confirm: Bool) throws(VSecureError) -> SecureBytes {
         let passphrase: SecureBytes
         if let file {
-            passphrase = try stripNewline(SecretInput.readFile(file, limit: limit, what: "the passphrase"))
+            passphrase = try stripNewline(SecretInput.readFile(file, limit: limit, what: "the passphrase", missing: .key))
         } else if let raw = getenv("VSECURE_PASSPHRASE"), strlen(raw) > 0 {
             passphrase = SecureBytes(copying: UnsafeRawBufferPointer(start: raw, count: strlen(raw)))
         } else {

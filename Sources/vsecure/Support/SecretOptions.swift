@@ -86,6 +86,9 @@ struct ValueSourceOptions: ParsableArguments {
             if !quiet {
                 Console.hint("a value given on the command line is visible to other processes and may stay in shell history; prefer stdin or --from-file (--quiet hides this)")
             }
+            if positional.unicodeScalars.contains("\u{FFFD}") {
+                return try checked(try RawArgument.value(positional, name: name), name)
+            }
             var copy = positional
             return try checked(copy.withUTF8 { SecureBytes(copying: UnsafeRawBufferPointer($0)) }, name)
         }
@@ -99,6 +102,32 @@ struct ValueSourceOptions: ParsableArguments {
     private func checked(_ value: SecureBytes, _ name: SecretName) throws(VSecureError) -> SecureBytes {
         try SecretValueRule.check(length: value.count, name: name)
         return value
+    }
+}
+
+/// The exact bytes of VALUE in argv. Swift decodes argv with repair, so a value that is not
+/// UTF-8 reaches the parser with U+FFFD in place of its bytes; storing that would silently
+/// change the value. The raw argument that decodes to VALUE (or to `NAME=VALUE`) holds them.
+enum RawArgument {
+    static func value(_ positional: String, name: SecretName) throws(VSecureError) -> SecureBytes {
+        let prefix = Array("\(name.rawValue)=".utf8)
+        var found: [[UInt8]] = []
+        for index in 1..<Int(CommandLine.argc) {
+            guard let pointer = CommandLine.unsafeArgv[index] else { continue }
+            let raw = Array(UnsafeBufferPointer(start: pointer, count: strlen(pointer))).map { UInt8(bitPattern: $0) }
+            var candidate: [UInt8]?
+            if String(decoding: raw, as: UTF8.self) == positional {
+                candidate = raw
+            } else if raw.starts(with: prefix), String(decoding: raw.dropFirst(prefix.count), as: UTF8.self) == positional {
+                candidate = Array(raw.dropFirst(prefix.count))
+            }
+            if let candidate, !found.contains(candidate) { found.append(candidate) }
+        }
+        guard found.count == 1, let bytes = found.first else {
+            throw VSecureError.usage("cannot tell which bytes of the command line are the value of \(name)",
+                                     hint: "pass the value on stdin or with --from-file")
+        }
+        return bytes.withUnsafeBytes { SecureBytes(copying: $0) }
     }
 }
 
