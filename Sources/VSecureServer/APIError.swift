@@ -17,6 +17,7 @@ public struct APIError: Error, Sendable {
         case payloadTooLarge = "PAYLOAD_TOO_LARGE"
         case unsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
         case rateLimitExceeded = "RATE_LIMIT_EXCEEDED"
+        case requestTimeout = "REQUEST_TIMEOUT"
         case serviceUnavailable = "SERVICE_UNAVAILABLE"
         case internalError = "INTERNAL_ERROR"
 
@@ -31,6 +32,7 @@ public struct APIError: Error, Sendable {
             case .payloadTooLarge: return .contentTooLarge
             case .unsupportedMediaType: return .unsupportedMediaType
             case .rateLimitExceeded: return .tooManyRequests
+            case .requestTimeout: return .requestTimeout
             case .serviceUnavailable: return .serviceUnavailable
             case .internalError: return .internalServerError
             }

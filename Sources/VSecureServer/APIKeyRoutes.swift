@@ -32,7 +32,7 @@ struct APIKeyRoutes {
 
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
         let caller = try context.require(.apiKeysManage)
-        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["name", "scopes", "environments", "expiresIn"])
         guard let name = try body.string("name"), !name.isEmpty, name.utf8.count <= 100,
               !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
@@ -75,20 +75,39 @@ struct APIKeyRoutes {
     }
 
     @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.apiKeysManage)
+        let caller = try context.require(.apiKeysManage)
         let id = context.parameters.get("id") ?? ""
+        try await requireCovers(caller, id: id)
         let revoked = try await service.withRegistry { registry, now throws(VSecureError) in try registry.revokeKey(id: id, now: now) }
         guard revoked else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
         return Response(status: .noContent)
     }
 
     @Sendable func rotate(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.apiKeysManage)
+        let caller = try context.require(.apiKeysManage)
         let id = context.parameters.get("id") ?? ""
+        try await requireCovers(caller, id: id)
         let rotated = try await service.withRegistry { registry, now throws(VSecureError) -> (ServerRegistry.APIKey, String, Timestamp)? in
             try registry.rotateKey(id: id, now: now).map { ($0.0, $0.1, now) }
         }
         guard let (key, token, now) = rotated else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
         return JSONResponse.make(Self.json(key, token: token, now: now))
+    }
+
+    /// A key may rotate or revoke only keys that hold no more than it does: a rotation hands over
+    /// the target's new token, so otherwise a manager limited to some scopes or environments
+    /// could take over any key, the admin's included. An unknown id is left to the caller (404).
+    private func requireCovers(_ caller: ServerRegistry.APIKey, id: String) async throws {
+        let target = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.key(id: id) }
+        guard let target else { return }
+        if let scope = target.scopes.first(where: { !caller.scopes.contains($0) }) {
+            throw APIError(.permissionDenied, "this API key cannot manage a key holding the scope \(scope), which it does not hold itself",
+                           details: ["scope": scope])
+        }
+        if let allowed = caller.environments {
+            guard let environments = target.environments, environments.allSatisfy(allowed.contains) else {
+                throw APIError(.permissionDenied, "a key limited to \(allowed.map(\.rawValue).joined(separator: ", ")) can only manage keys limited to those environments")
+            }
+        }
     }
 }

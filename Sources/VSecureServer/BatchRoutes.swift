@@ -16,8 +16,8 @@ struct BatchRoutes {
     /// Every value in one response; a name that does not exist is listed under `missing` and an
     /// expired one under `expired` (unless allowExpired), never dropped silently.
     @Sendable func batchGet(_ request: Request, context: ServerContext) async throws -> Response {
-        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
-        try body.rejectUnknown(["names", "environment", "tags", "allowExpired"])
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
+        try body.rejectUnknown(["names", "environment", "tags", "tagSelections", "allowExpired"])
         let environment = try await service.environment(try body.string("environment"))
         _ = try context.require(.secretsRead, environment: environment)
         var names: [SecretName] = []
@@ -30,13 +30,29 @@ struct BatchRoutes {
             }
         }
         let tags = try APIError.wrap { () throws(VSecureError) in try parseTags(tagTexts) }
+        // tagSelections: several AND-groups, unioned (what vsecure-run sends for select.tags + --tags).
+        var selections: [[VSecureCore.Tag]] = tags.isEmpty ? [] : [tags]
+        if case .array(let groups)? = body["tagSelections"] {
+            for (index, group) in groups.enumerated() {
+                guard case .array(let items) = group else { throw APIError(.validationError, "tagSelections[\(index)] must be a list of tags") }
+                var texts: [String] = []
+                for item in items {
+                    guard case .string(let text) = item else { throw APIError(.validationError, "tagSelections[\(index)] must be a list of tags") }
+                    texts.append(text)
+                }
+                let parsed = try APIError.wrap { () throws(VSecureError) in try parseTags(texts) }
+                if !parsed.isEmpty { selections.append(parsed) }
+            }
+        } else if body.has("tagSelections"), body["tagSelections"] != .null {
+            throw APIError(.validationError, "field 'tagSelections' must be a list of lists of tags")
+        }
         guard names.count <= limits.maxBatchSize else {
             throw APIError(.validationError, "at most \(limits.maxBatchSize) names per batch")
         }
-        if names.isEmpty && tags.isEmpty { throw APIError(.validationError, "give names, tags, or both") }
+        if names.isEmpty && selections.isEmpty { throw APIError(.validationError, "give names, tags, or both") }
         let allowExpired = try body.bool("allowExpired") ?? false
         let response = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
-            let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: tags.isEmpty ? [] : [tags])
+            let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: selections)
             var data: [JSONValue] = []
             var expired: [JSONValue] = []
             for secret in sealed {
@@ -76,7 +92,7 @@ struct BatchRoutes {
 
     /// All or nothing: every item is validated first, then all are written in one transaction.
     @Sendable func batchUpsert(_ request: Request, context: ServerContext) async throws -> Response {
-        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["environment", "secrets"])
         let environment = try await service.environment(try body.string("environment"))
         _ = try context.require(.secretsWrite, environment: environment)

@@ -10,15 +10,25 @@ struct JSONBody: Sendable {
     /// The body as received, for idempotency digests.
     var raw: [UInt8] = []
 
-    static func parse(_ request: Request, limit: Int) async throws -> JSONBody {
+    static func parse(_ request: Request, limit: Int, timeoutSeconds: Int64 = 30) async throws -> JSONBody {
+        // The media type exactly, optionally followed by parameters such as charset.
         let type = request.headers[.contentType]?.lowercased() ?? ""
-        guard type.hasPrefix("application/json") else {
+        let mediaType = type.split(separator: ";", maxSplits: 1).first.map { String($0.filter { !$0.isWhitespace }) } ?? ""
+        guard mediaType == "application/json" else {
             throw APIError(.unsupportedMediaType, "the body must be application/json")
         }
         if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
             throw APIError(.payloadTooLarge, "the request body is \(length) bytes; the limit is \(limit)")
         }
-        var buffer = try await request.body.collect(upTo: limit)
+        var buffer = try await withThrowingTaskGroup(of: ByteBuffer.self) { group in
+            group.addTask { try await request.body.collect(upTo: limit) }
+            group.addTask {
+                try await Task.sleep(for: .seconds(timeoutSeconds))
+                throw APIError(.requestTimeout, "the request body did not arrive within \(timeoutSeconds) seconds")
+            }
+            defer { group.cancelAll() }
+            return try await group.next()!
+        }
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
         let value: JSONValue
         do { value = try JSONParser.parse(bytes) } catch {

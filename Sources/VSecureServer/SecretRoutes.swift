@@ -17,13 +17,27 @@ struct SecretRoutes {
         table.add(group, .get, "secrets/:name/versions", versions)
         table.add(group, .post, "secrets/:name/rollback", rollback)
         table.add(group, .get, "secrets/:name/diff", diff)
+        // `secrets/batch/…` is also where the batch routes live, and the router does not fall back
+        // from the fixed segment `batch` to `:name`: without these, a secret named `batch` could
+        // be created but never read, changed or deleted. Same templates, so not in the table.
+        let named: [(HTTPRequest.Method, String, @Sendable (Request, ServerContext) async throws -> Response)] = [
+            (.get, "", get), (.put, "", update), (.delete, "", delete),
+            (.get, "/versions", versions), (.post, "/rollback", rollback), (.get, "/diff", diff),
+        ]
+        for (method, suffix, handler) in named {
+            group.on(RouterPath("secrets/batch" + suffix), method: method) { request, context in
+                var context = context
+                context.coreContext.parameters.append(key: "name", value: "batch")
+                return try await handler(request, context)
+            }
+        }
     }
 
     static let createFields: Set<String> = ["name", "value", "valueBase64", "environment", "tags", "metadata", "description",
                                             "expiresIn", "expiresAt", "rotationPolicy"]
 
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
-        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(Self.createFields)
         if let policy = body["rotationPolicy"], policy != .null {
             throw APIError(.validationError, "rotationPolicy is not supported by this server yet")
@@ -77,8 +91,11 @@ struct SecretRoutes {
             return decoded
         }
         let (secrets, now) = try await service.withVault { vault, now throws(VSecureError) in (try vault.list(query, now: now), now) }
-        // Only what the key may read is listed or counted.
+        // Only what the key may read is listed or counted. Sorted by path, the order the cursor
+        // compares in (the store's environment-then-name order differs when an environment name
+        // extends another with '-', e.g. app and app-eu, and a walk would skip or repeat).
         let visible = secrets.filter { secret in key.environments.map { $0.contains(secret.environment) } ?? true }
+            .sorted { $0.path < $1.path }
         let remaining = cursor.map { after in visible.filter { $0.path > after } } ?? visible
         let page = Array(remaining.prefix(limit))
         let hasMore = remaining.count > page.count
@@ -124,7 +141,7 @@ struct SecretRoutes {
 
     @Sendable func update(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
-        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(Self.updateFields)
         if let policy = body["rotationPolicy"], policy != .null {
             throw APIError(.validationError, "rotationPolicy is not supported by this server yet")
@@ -133,8 +150,14 @@ struct SecretRoutes {
         _ = try context.require(.secretsWrite, environment: environment)
         var ifVersion = try body.int("ifVersion")
         if let match = request.headers[.ifMatch] {
-            let digits = match.filter(\.isNumber)
-            guard let version = Int(digits), !digits.isEmpty else { throw APIError(.validationError, "If-Match must hold a version, e.g. \"3\"") }
+            // One entity tag, "N" or W/"N". Not the digits of anything: `"1", "2"` would read as 12.
+            var tag = Substring(match).drop { $0 == " " }
+            while tag.last == " " { tag = tag.dropLast() }
+            if tag.hasPrefix("W/") { tag = tag.dropFirst(2) }
+            if tag.count >= 2, tag.hasPrefix("\""), tag.hasSuffix("\"") { tag = tag.dropFirst().dropLast() }
+            guard !tag.isEmpty, tag.count <= 10, tag.allSatisfy({ $0.isASCII && $0.isNumber }), let version = Int(tag) else {
+                throw APIError(.validationError, "If-Match must hold one version, e.g. \"3\"")
+            }
             if let ifVersion, ifVersion != version { throw APIError(.validationError, "If-Match and ifVersion disagree") }
             ifVersion = version
         }
@@ -211,7 +234,7 @@ struct SecretRoutes {
 
     @Sendable func rollback(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
-        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes)
+        let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["environment", "version"])
         let environment = try await service.environment(try body.string("environment") ?? request.query("environment"))
         _ = try context.require(.secretsWrite, environment: environment)

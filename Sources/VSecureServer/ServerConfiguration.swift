@@ -14,6 +14,8 @@ public struct ServerLimits: Sendable {
     public var maxHeaderBytes = 16 * 1024
     /// A connection idle this long is closed.
     public var idleTimeoutSeconds: Int64 = 60
+    /// A request body must arrive whole within this time, however steadily it trickles in.
+    public var bodyTimeoutSeconds: Int64 = 30
 
     public init() {}
 }

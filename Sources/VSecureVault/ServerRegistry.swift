@@ -188,7 +188,11 @@ public final class ServerRegistry {
         return StoredResponse(requestHash: statement.blob(0), status: statement.int(1), body: statement.blob(2))
     }
 
+    /// Idempotency records are kept for a day; older ones are forgotten as new ones arrive.
+    public static let idempotencyRetention: Int64 = 86_400
+
     public func storeResponse(keyID: String, idempotencyKey: String, response: StoredResponse, now: Timestamp) throws(VSecureError) {
+        try expireIdempotency(olderThan: Timestamp(secondsSinceEpoch: now.secondsSinceEpoch - Self.idempotencyRetention))
         let statement = try db.prepare("""
             INSERT OR IGNORE INTO idempotency(key_id, idempotency_key, request_hash, status, body, created_at)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
