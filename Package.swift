@@ -32,7 +32,11 @@ let package = Package(
         .target(name: "VSecureCore"),
         .target(name: "VSecureCrypto", dependencies: ["CSodium", "CLinux", "VSecureCore"]),
         .target(name: "VSecureVault", dependencies: ["CSQLite", "VSecureCrypto", "VSecureCore", "CLinux"]),
-        .target(name: "VSecureLauncher", dependencies: ["CYAML", "CLinux", "VSecureVault", "VSecureCrypto", "VSecureCore"]),
+        // libcurl is loaded with dlopen by CCurlLoader, so linking it costs the launcher's local
+        // path nothing; it needs only curl's headers to build.
+        .target(name: "CCurlLoader"),
+        .target(name: "VSecureRemote", dependencies: ["CCurlLoader", "VSecureCrypto", "VSecureCore"]),
+        .target(name: "VSecureLauncher", dependencies: ["CYAML", "CLinux", "VSecureVault", "VSecureRemote", "VSecureCrypto", "VSecureCore"]),
 
         .executableTarget(
             name: "vsecure",

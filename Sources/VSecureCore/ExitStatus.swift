@@ -26,6 +26,11 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     /// The launcher refused to build the child's environment (a NUL byte in a value, a protected
     /// variable, two sources for one variable).
     case unsafeEnvironment = 11
+    /// The server refused the API key (401) or the operation (403).
+    case accessDenied = 12
+    /// The server could not be reached, timed out, failed TLS, or answered with something that is
+    /// not a vsecure response.
+    case remoteUnreachable = 13
     /// The operation needs a vsecure server (roles, grants).
     case needsServer = 14
     /// The command was found but cannot be executed.

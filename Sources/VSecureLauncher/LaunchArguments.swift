@@ -12,6 +12,9 @@ public struct LaunchArguments: Equatable, Sendable {
     public var vault: String?
     public var keyFile: String?
     public var passphraseFile: String?
+    public var endpoint: String?
+    public var caCert: String?
+    public var timeout: String?
     public var allowExpired = false
     public var warnWithin: String?
     public var noOverride = false
@@ -28,7 +31,7 @@ public struct LaunchArguments: Equatable, Sendable {
 
     static let valueOptions: Set<String> = [
         "--env", "--tags", "--only", "--manifest", "--vault", "--key-file", "--passphrase-file",
-        "--warn-within", "--keep", "--allow-override", "--output",
+        "--warn-within", "--keep", "--allow-override", "--output", "--endpoint", "--cacert", "--timeout",
     ]
     static let flags: Set<String> = ["--allow-expired", "--no-override", "--clean-env", "--dry-run", "--help", "-h", "--version"]
 
@@ -86,6 +89,9 @@ public struct LaunchArguments: Equatable, Sendable {
             case "--vault": result.vault = value
             case "--key-file": result.keyFile = value
             case "--passphrase-file": result.passphraseFile = value
+            case "--endpoint": result.endpoint = value
+            case "--cacert": result.caCert = value
+            case "--timeout": result.timeout = value
             case "--warn-within": result.warnWithin = value
             case "--keep": result.keep += splitList(value)
             case "--allow-override": result.allowOverride += splitList(value)
@@ -122,6 +128,10 @@ public struct LaunchArguments: Equatable, Sendable {
           --vault PATH             vault file (default: $VSECURE_VAULT, else ~/.vsecure/vault.db)
           --key-file PATH          key file (default: $VSECURE_KEY_FILE, else ~/.vsecure/vault.key)
           --passphrase-file PATH   passphrase for a passphrase vault (else $VSECURE_PASSPHRASE)
+        Server (instead of the local vault):
+          --endpoint URL           a vsecure server (default: $VSECURE_ENDPOINT); the key is $VSECURE_API_KEY
+          --cacert FILE            trust this CA for the server (default: $VSECURE_CA_CERT)
+          --timeout DURATION       give up on the server after this long, retries included (default: 10s)
         Expiry:
           --allow-expired          start even if a secret has expired
           --warn-within DURATION   warn about secrets expiring within this (default: 7d)
@@ -138,6 +148,7 @@ public struct LaunchArguments: Equatable, Sendable {
 
         Exit codes: the program's own once it starts; before that 2 usage, 3 missing secret,
         5 expired, 6 no vault, 7 key, 8 vault damaged, 10 manifest, 11 unsafe environment,
+        12 access denied by the server, 13 server unreachable,
         126 command not executable, 127 command not found. See the README.
         """
 }

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import VSecureCore
 import VSecureCrypto
+import VSecureRemote
 
 /// The launch options after defaults and validation: flags, then environment variables, then
 /// ~/.vsecure.
@@ -17,6 +18,9 @@ struct LaunchSettings {
     var passphraseFile: String?
     var allowExpired: Bool
     var warnWithin: SecretDuration
+    var endpoint: String?
+    var caFile: String?
+    var timeout: SecretDuration
 
     init(_ options: LaunchArguments) throws(VSecureError) {
         explicitEnvironment = try (options.environment ?? LauncherConsole.string("VSECURE_ENV")).map { (text: String) throws(VSecureError) in
@@ -44,6 +48,11 @@ struct LaunchSettings {
         keyFilePath = options.keyFile ?? LauncherConsole.string("VSECURE_KEY_FILE") ?? home + "/.vsecure/vault.key"
         passphraseFile = options.passphraseFile ?? LauncherConsole.string("VSECURE_PASSPHRASE_FILE")
         allowExpired = options.allowExpired
+        endpoint = options.endpoint ?? LauncherConsole.string("VSECURE_ENDPOINT")
+        caFile = options.caCert ?? LauncherConsole.string("VSECURE_CA_CERT")
+        timeout = try (options.timeout ?? LauncherConsole.string("VSECURE_TIMEOUT")).map { (text: String) throws(VSecureError) in
+            try SecretDuration(parsing: text)
+        } ?? SecretDuration(seconds: 10)
         warnWithin = try options.warnWithin.map { (text: String) throws(VSecureError) in try SecretDuration(parsing: text) }
             ?? SecretDuration(seconds: 7 * 86_400)
     }
@@ -64,6 +73,25 @@ struct LaunchSettings {
         guard count >= 0 else { throw VSecureError(.manifest, "cannot read the manifest \(Quoted(manifestPath)): \(PrivateFiles.errnoText())") }
         bytes.removeLast(bytes.count - count)
         return try ManifestParser.parse(bytes, path: manifestPath)
+    }
+
+    /// The server to fetch from, with the API key from VSECURE_API_KEY (read into locked memory;
+    /// the launcher removes it from the child's environment).
+    func remoteEndpoint(_ url: String) throws(VSecureError) -> RemoteEndpoint {
+        guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
+            throw .usage("the endpoint \(Quoted(url)) must start with https:// (or http:// on loopback)")
+        }
+        guard let raw = getenv("VSECURE_API_KEY"), strlen(raw) > 0 else {
+            throw VSecureError(.accessDenied, "a server endpoint is set but VSECURE_API_KEY is empty", hint: "export VSECURE_API_KEY=vsec_…")
+        }
+        var endpoint = RemoteEndpoint(baseURL: url, apiKey: SecureBytes(copying: UnsafeRawBufferPointer(start: raw, count: strlen(raw))))
+        endpoint.caFile = caFile
+        endpoint.timeoutMilliseconds = Int(timeout.seconds) * 1000
+        if LauncherConsole.string("VSECURE_VERIFY_SSL").map({ ["false", "0", "no"].contains($0.lowercased()) }) == true {
+            endpoint.verifyTLS = false
+            LauncherConsole.warning("VSECURE_VERIFY_SSL=false: the server's certificate is NOT checked; anyone on the path can read these secrets")
+        }
+        return endpoint
     }
 
     /// A passphrase vault's passphrase: `--passphrase-file`, else VSECURE_PASSPHRASE. The

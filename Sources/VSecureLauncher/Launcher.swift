@@ -47,13 +47,24 @@ public enum Launcher {
         let commandPath = options.command.isEmpty ? nil
             : try CommandLookup.resolve(options.command[0], searchPath: LauncherConsole.string("PATH"))
 
-        // The source is the only owner of the vault (and so of its data key): closing it wipes the key.
-        let source = LocalVaultSource(vault: try LocalVault.open(at: settings.vaultPath, keys: KeySource(keyFilePath: settings.keyFilePath) {
-            () throws(VSecureError) in try settings.passphrase()
-        }))
+        let source: any SecretSource
+        let environment: EnvironmentName
+        if let url = settings.endpoint {
+            guard let chosen = settings.explicitEnvironment ?? manifest?.environment else {
+                throw .usage("a launch from a server needs an environment", hint: "pass --env, set VSECURE_ENV, or write environment: in the manifest")
+            }
+            source = RemoteLaunchSource(endpoint: try settings.remoteEndpoint(url))
+            environment = chosen
+        } else {
+            // The source is the only owner of the vault (and so of its data key): closing it wipes the key.
+            let local = LocalVaultSource(vault: try LocalVault.open(at: settings.vaultPath, keys: KeySource(keyFilePath: settings.keyFilePath) {
+                () throws(VSecureError) in try settings.passphrase()
+            }))
+            environment = settings.explicitEnvironment ?? manifest?.environment ?? local.defaultEnvironment!
+            try local.checkEnvironment(environment)
+            source = local
+        }
         defer { source.close() }
-        let environment = settings.explicitEnvironment ?? manifest?.environment ?? source.defaultEnvironment!
-        try source.checkEnvironment(environment)
 
         let plan = LaunchPlan(manifest: manifest, environment: environment, extraTagSelections: settings.tagSelections, only: settings.only)
         guard !plan.isEmpty else {

@@ -1,4 +1,5 @@
 import VSecureCore
+import VSecureRemote
 import VSecureVault
 
 /// What the launcher knows about a fetched secret before its value is written anywhere.
@@ -74,4 +75,26 @@ public final class LocalVaultSource: SecretSource {
         vault = nil
         sealed = []
     }
+}
+
+/// A vsecure server as the launcher's source (see `RemoteSource`).
+public final class RemoteLaunchSource: SecretSource {
+    private let remote: RemoteSource
+
+    public init(endpoint: RemoteEndpoint) { remote = RemoteSource(endpoint: endpoint) }
+
+    public var label: String { remote.label }
+
+    public func fetch(environment: EnvironmentName, names: [SecretName], tagSelections: [[Tag]]) throws(VSecureError) -> [FetchedSecret] {
+        try remote.fetch(environment: environment, names: names, tagSelections: tagSelections).map {
+            FetchedSecret(name: $0.name, version: $0.version, expiresAt: $0.expiresAt, valueLength: $0.valueLength,
+                          selectedByTags: $0.selectedByTags, slot: $0.slot)
+        }
+    }
+
+    public func writeValue(of secret: FetchedSecret, into destination: UnsafeMutableRawBufferPointer) throws(VSecureError) {
+        try remote.writeValue(slot: secret.slot, into: destination)
+    }
+
+    public func close() { remote.close() }
 }

@@ -1,0 +1,148 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CCurlLoader
+import VSecureCore
+import VSecureCrypto
+
+/// Where a server is and how to reach it.
+public struct RemoteEndpoint: Sendable {
+    /// `https://host:port` (no trailing slash).
+    public var baseURL: String
+    public var apiKey: SecureBytes
+    /// A PEM CA bundle to trust instead of the system store.
+    public var caFile: String?
+    public var verifyTLS = true
+    /// The whole exchange, retries included, must finish within this.
+    public var timeoutMilliseconds = 10_000
+    public var maxResponseBytes = 64 << 20
+
+    public init(baseURL: String, apiKey: SecureBytes) {
+        var url = baseURL
+        while url.hasSuffix("/") { url.removeLast() }
+        self.baseURL = url
+        self.apiKey = apiKey
+    }
+}
+
+/// One HTTP request over the dynamically loaded libcurl, with bounded retries (connection
+/// errors, 429 and 503; backoff with jitter; never past the overall timeout). The response body
+/// lands in locked memory; the API key is handed to libcurl from locked memory and libcurl's own
+/// copies are wiped when the handle is freed.
+enum HTTPExchange {
+    struct Response {
+        var status: Int
+        var body: LockedBuffer
+    }
+
+    static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, body: [UInt8]) throws(VSecureError) -> Response {
+        if let problem = vs_curl_load() {
+            throw VSecureError(.remoteUnreachable, String(cString: problem), hint: "install libcurl4 to reach a vsecure server")
+        }
+        let start = monotonicMilliseconds()
+        var attempt = 0
+        while true {
+            attempt += 1
+            let remaining = endpoint.timeoutMilliseconds - (monotonicMilliseconds() - start)
+            guard remaining > 0 else {
+                throw VSecureError(.remoteUnreachable, "no answer from \(endpoint.baseURL) within \(endpoint.timeoutMilliseconds) ms")
+            }
+            let outcome = try once(endpoint, method: method, path: path, body: body, timeoutMilliseconds: remaining)
+            switch outcome {
+            case .response(let response) where response.status == 429 || response.status == 503:
+                guard attempt < 3 else { return response }
+            case .response(let response):
+                return response
+            case .transportFailure(let error, let retryable):
+                guard retryable, attempt < 3 else { throw error }
+            }
+            // 100 ms, 200 ms… plus up to 100 ms of jitter, never past the deadline.
+            let pause = min(100 << (attempt - 1) + Int(Sodium.randomUniform(100)),
+                            endpoint.timeoutMilliseconds - (monotonicMilliseconds() - start) - 1)
+            if pause > 0 { usleep(useconds_t(pause * 1000)) }
+        }
+    }
+
+    private enum Outcome {
+        case response(Response)
+        case transportFailure(VSecureError, retryable: Bool)
+    }
+
+    private static func once(_ endpoint: RemoteEndpoint, method: String, path: String, body: [UInt8],
+                             timeoutMilliseconds: Int) throws(VSecureError) -> Outcome {
+        guard let handle = vs_curl_new() else { throw VSecureError(.internalError, "cannot create a libcurl handle") }
+        defer { vs_curl_free(handle) }
+        let url = endpoint.baseURL + path
+        var rc = vs_curl_prepare(handle, url, Int(min(timeoutMilliseconds, 5_000)), Int(timeoutMilliseconds), endpoint.caFile,
+                                 endpoint.verifyTLS ? 1 : 0)
+        guard rc == 0 else { throw VSecureError(.usage, "invalid server address \(Quoted(endpoint.baseURL)): \(String(cString: vs_curl_error_text(rc)))") }
+        // "Authorization: Bearer <key>\0", built in locked memory; libcurl copies it with the
+        // wiping allocator.
+        let prefix = Array("Authorization: Bearer ".utf8)
+        let authorization = SecureBytes(count: prefix.count + endpoint.apiKey.count + 1)
+        authorization.withUnsafeMutableBytes { out in
+            prefix.withUnsafeBytes { out.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: prefix.count) }
+            endpoint.apiKey.withUnsafeBytes { key in
+                if key.count > 0 { (out.baseAddress! + prefix.count).copyMemory(from: key.baseAddress!, byteCount: key.count) }
+            }
+            out[out.count - 1] = 0
+        }
+        rc = authorization.withUnsafeBytes { auth -> Int32 in
+            let lines: [UnsafePointer<CChar>?] = [auth.baseAddress!.assumingMemoryBound(to: CChar.self)]
+            return ["Content-Type: application/json", "Accept: application/json", "Expect:"].withCStrings { others in
+                (lines + others).withUnsafeBufferPointer { vs_curl_set_headers(handle, $0.baseAddress!, $0.count) }
+            }
+        }
+        guard rc == 0 else { throw VSecureError(.internalError, "libcurl refused the request headers") }
+        _ = vs_curl_set_method(handle, method)
+        let buffer = LockedBuffer(limit: endpoint.maxResponseBytes)
+        let context = Unmanaged.passUnretained(buffer).toOpaque()
+        _ = vs_curl_set_sink(handle, { bytes, count, context in
+            let buffer = Unmanaged<LockedBuffer>.fromOpaque(context!).takeUnretainedValue()
+            return buffer.append(UnsafeRawBufferPointer(start: bytes, count: count)) ? count : 0
+        }, context)
+        let code: Int32 = body.withUnsafeBytes { raw in
+            if method == "POST" { _ = vs_curl_set_body(handle, raw.baseAddress, raw.count) }
+            return vs_curl_perform(handle)
+        }
+        withExtendedLifetime(buffer) {}
+        if code != 0 {
+            if buffer.overflowed {
+                throw VSecureError(.remoteUnreachable, "the response from \(endpoint.baseURL) is larger than \(endpoint.maxResponseBytes) bytes")
+            }
+            let detail = String(cString: vs_curl_error_detail(handle))
+            let text = detail.isEmpty ? String(cString: vs_curl_error_text(code)) : detail
+            switch code {
+            case 6, 7:
+                return .transportFailure(VSecureError(.remoteUnreachable, "cannot reach the server at \(endpoint.baseURL): \(text)",
+                                                      hint: "check --endpoint / VSECURE_ENDPOINT and that the server runs"), retryable: true)
+            case 28:
+                return .transportFailure(VSecureError(.remoteUnreachable, "no answer from \(endpoint.baseURL) within \(endpoint.timeoutMilliseconds) ms (\(text))"),
+                                         retryable: false)
+            case 35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91:
+                return .transportFailure(VSecureError(.remoteUnreachable, "TLS with \(endpoint.baseURL) failed: \(text)",
+                                                      hint: "trust the server's CA with --cacert or VSECURE_CA_CERT"), retryable: false)
+            case 52, 55, 56, 18:
+                return .transportFailure(VSecureError(.remoteUnreachable, "the connection to \(endpoint.baseURL) broke: \(text)"), retryable: true)
+            default:
+                return .transportFailure(VSecureError(.remoteUnreachable, "request to \(endpoint.baseURL) failed: \(text)"), retryable: false)
+            }
+        }
+        return .response(Response(status: vs_curl_status(handle), body: buffer))
+    }
+
+    static func monotonicMilliseconds() -> Int {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        return Int(now.tv_sec) * 1000 + Int(now.tv_nsec) / 1_000_000
+    }
+}
+
+extension Array where Element == String {
+    /// C strings of public text for the duration of `body`.
+    func withCStrings<R>(_ body: ([UnsafePointer<CChar>?]) -> R) -> R {
+        let copies = map { strdup($0) }
+        defer { copies.forEach { free($0) } }
+        return body(copies.map { UnsafePointer($0) })
+    }
+}

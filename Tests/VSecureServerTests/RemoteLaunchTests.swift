@@ -1,0 +1,125 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// `vsecure-run --endpoint` against the real server on loopback: one batch request per launch,
+/// byte-exact values, the one-copy memory check over HTTP, and no child on any failure.
+@Suite("vsecure-run against a live server", .serialized)
+struct RemoteLaunchTests {
+    static var launcher: String { Binaries.directory + "/vsecure-run" }
+
+    struct Setup {
+        let store: LiveStore
+        let server: LiveServer
+        let client: LiveClient
+    }
+
+    static func start(pki: Bool = false) throws -> Setup {
+        let store = try LiveStore()
+        let certificates = pki ? try LivePKI(in: store.directory) : nil
+        let server = try LiveServer(store: store, pki: certificates)
+        var client = LiveClient(baseURL: server.baseURL, token: store.adminToken, scratch: store.directory)
+        if let certificates { client.curlOptions = ["--cacert", certificates.caCertificate] }
+        return Setup(store: store, server: server, client: client)
+    }
+
+    /// Stores a value through the API (base64, so any bytes go in exactly).
+    static func put(_ setup: Setup, _ name: String, _ value: [UInt8], tags: [String] = []) throws {
+        let body = liveJSON(["name": name, "valueBase64": Data(value).base64EncodedString(), "environment": "production", "tags": tags])
+        let result = try setup.client.post("/v1/security/secrets", body)
+        guard result.status == 201 else { throw TestFailure("create \(name) failed: \(result)") }
+    }
+
+    static func launch(_ setup: Setup, _ arguments: [String], env extra: [String: String] = [:], endpoint: String? = nil) throws -> ProcessResult {
+        var env = minimalEnvironment(home: setup.store.home)
+        env["VSECURE_API_KEY"] = setup.store.adminToken
+        env["VSECURE_ENDPOINT"] = endpoint ?? setup.server.baseURL
+        env["VSECURE_ENV"] = "production"
+        return try runProcess(launcher, arguments, environment: env.merging(extra) { $1 }, workingDirectory: setup.store.directory.path, timeout: 60)
+    }
+
+    @Test("values arrive byte-exact, in one request, and the API key is not passed on")
+    func exactValues() throws {
+        let setup = try Self.start()
+        let values: [String: [UInt8]] = [
+            "NEWLINES": Array("a\nb\r\n".utf8), "QUOTES": Array(#"it's "q" \ $(x) `y`"#.utf8),
+            "UNICODE": Array("pässwörd ✓ 😀".utf8), "BINARY": [0x41, 0xFF, 0xFE, 0x00 + 1, 0x42], "EMPTY": [],
+            "TAGGED": Array("from-tags".utf8),
+        ]
+        for (name, value) in values { try Self.put(setup, name, value, tags: name == "TAGGED" ? ["api"] : []) }
+        let manifest = try setup.store.directory.write("vsecure.yml", "version: 1\nsecrets: [NEWLINES, QUOTES, UNICODE, BINARY, EMPTY]\n")
+        let result = try Self.launch(setup, ["--manifest", manifest, "--tags", "api", "--", "/usr/bin/env", "-0"])
+        #expect(result.status == 0, "\(result)")
+        var env: [String: [UInt8]] = [:]
+        for entry in result.stdout.split(separator: 0) {
+            guard let eq = entry.firstIndex(of: UInt8(ascii: "=")) else { continue }
+            env[String(decoding: entry[entry.startIndex..<eq], as: UTF8.self)] = Array(entry[(eq + 1)...])
+        }
+        for (name, value) in values { #expect(env[name] == value, "\(name)") }
+        #expect(env["VSECURE_API_KEY"] == nil)
+        #expect(!result.stderr.contains(setup.store.adminToken))
+    }
+
+    @Test("exactly one copy of each value in memory at execve, over HTTP")
+    func oneCopyOverHTTP() throws {
+        let setup = try Self.start()
+        let values = (0..<20).map { _ in (0..<40).map { _ in "abcdefghijklmnopqrstuvwxyz0123456789".randomElement()! } }.map { String($0) }
+        for (index, value) in values.enumerated() { try Self.put(setup, "S\(index)", Array(value.utf8)) }
+        let manifest = try setup.store.directory.write("vsecure.yml", "version: 1\nsecrets:\n" + (0..<20).map { "  - S\($0)\n" }.joined())
+        let needles = try setup.store.directory.write("needles.hex", (values + ["nowhere-\(UUID().uuidString)"])
+            .map { $0.utf8.map { String(format: "%02x", $0) }.joined() }.joined(separator: "\n") + "\n")
+        let report = setup.store.directory.file("report.txt")
+        let result = try Self.launch(setup, ["--manifest", manifest, "--", "/bin/true"],
+                                     env: ["VSECURE_TEST_MEMORY_SCAN": needles, "VSECURE_TEST_MEMORY_REPORT": report])
+        #expect(result.status == 0, "\(result)")
+        let lines = try String(contentsOfFile: report, encoding: .utf8).split(separator: "\n")
+        let counts = lines.filter { $0.hasPrefix("needle ") }.compactMap { Int($0.split(separator: " ")[2]) }
+        #expect(counts.count == 21)
+        #expect(Array(counts.prefix(20)) == [Int](repeating: 1, count: 20), "copies per value: \(counts)")
+        #expect(counts.last == 0)
+    }
+
+    @Test("a refused key, a missing secret, garbage and a dead server: a clear error and no child")
+    func failures() throws {
+        let setup = try Self.start()
+        try Self.put(setup, "A", Array("1".utf8))
+        let manifest = try setup.store.directory.write("vsecure.yml", "version: 1\nsecrets: [A]\n")
+        let marker = setup.store.directory.file("started")
+        let command = ["--manifest", manifest, "--", "/usr/bin/touch", marker]
+
+        let badKey = try Self.launch(setup, command, env: ["VSECURE_API_KEY": "vsec_key_0000000000000000_nope"])
+        #expect(badKey.status == 12, "\(badKey)")
+        #expect(badKey.stderr.contains("refused the API key"))
+
+        let missingManifest = try setup.store.directory.write("missing.yml", "version: 1\nsecrets: [A, NOT_THERE]\n")
+        let missing = try Self.launch(setup, ["--manifest", missingManifest, "--", "/usr/bin/touch", marker])
+        #expect(missing.status == 3, "\(missing)")
+        #expect(missing.stderr.contains("NOT_THERE"))
+
+        // Something that is not a vsecure server: /health answers JSON without `data`.
+        let notOurs = try Self.launch(setup, command, endpoint: setup.server.baseURL + "/health#")
+        #expect(notOurs.status != 0)
+
+        let port = try liveFreeLoopbackPort()
+        let started = Date()
+        let dead = try Self.launch(setup, command + [], env: ["VSECURE_TIMEOUT": "3s"], endpoint: "http://127.0.0.1:\(port)")
+        #expect(dead.status == 13, "\(dead)")
+        #expect(dead.stderr.contains("cannot reach the server"))
+        #expect(Date().timeIntervalSince(started) < 3.5, "gives up within its timeout")
+        #expect(!FileManager.default.fileExists(atPath: marker), "no child was ever started")
+    }
+
+    @Test("HTTPS: trusted with --cacert; an untrusted CA is refused")
+    func tls() throws {
+        let setup = try Self.start(pki: true)
+        try Self.put(setup, "A", Array("over-tls".utf8))
+        let manifest = try setup.store.directory.write("vsecure.yml", "version: 1\nsecrets: [A]\n")
+        let ca = setup.store.directory.file("pki/ca.pem")
+        let trusted = try Self.launch(setup, ["--manifest", manifest, "--cacert", ca, "--", "/usr/bin/printenv", "A"])
+        #expect(trusted.status == 0, "\(trusted)")
+        #expect(trusted.stdoutText == "over-tls\n")
+        let untrusted = try Self.launch(setup, ["--manifest", manifest, "--", "/usr/bin/printenv", "A"])
+        #expect(untrusted.status == 13, "\(untrusted)")
+        #expect(untrusted.stderr.contains("TLS"))
+    }
+}
