@@ -129,7 +129,8 @@ struct SecretRoutes {
     }
 
     static func currentVersion(of body: JSONValue) -> Int64 {
-        if case .object(let members) = body, case .int(let version)? = members.first(where: { $0.0 == "currentVersion" || $0.0 == "version" })?.1 {
+        // The ETag is the current version (what If-Match compares), even when an older one was read.
+        if case .object(let members) = body, case .int(let version)? = members.first(where: { $0.0 == "currentVersion" })?.1 {
             return version
         }
         return 0

@@ -53,7 +53,8 @@ public struct ServerConfiguration: Sendable {
             throw VSecureError.usage("HTTPS needs --tls-cert and --tls-key",
                                      hint: "for local development only: --insecure-http on a loopback address")
         }
-        guard (1...65535).contains(port) else { throw VSecureError.usage("port \(port) is out of range") }
+        // Port 0 asks the kernel for a free port; the "serving" line names the one it chose.
+        guard (0...65535).contains(port) else { throw VSecureError.usage("port \(port) is out of range") }
     }
 
     /// `HOST:PORT`, `[IPv6]:PORT` or `:PORT`.

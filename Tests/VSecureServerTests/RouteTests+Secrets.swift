@@ -129,6 +129,7 @@ struct SecretRouteTests {
             #expect(old.string("value") == "v1-secret")
             #expect(old.int("version") == 1)
             #expect(old.int("currentVersion") == 2)
+            #expect(old.headers[.eTag] == "\"2\"", "the ETag is the current version, what If-Match compares")
             expectError(try await client.send(.get, "/v1/security/secrets/API_KEY?version=9", key: admin), .notFound, "RESOURCE_NOT_FOUND")
             expectError(try await client.send(.get, "/v1/security/secrets/API_KEY?version=0", key: admin), .badRequest, "VALIDATION_ERROR")
         }
