@@ -3,13 +3,19 @@
 # Usage: examples/demo.sh [BIN_DIR]   (default: the binaries on PATH)
 set -euo pipefail
 bin="${1:-}"
+# The demo changes directory, so a relative BIN_DIR is made absolute first.
+[ -n "$bin" ] && bin="$(cd "$bin" && pwd)"
 vsecure="${bin:+$bin/}vsecure"
 run="${bin:+$bin/}vsecure-run"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 export VSECURE_VAULT="$work/vault.db" VSECURE_KEY_FILE="$work/vault.key"
 
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+if [ -t 1 ] && [ -z "${NO_COLOR:-}" ]; then
+    step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+else
+    step() { printf '\n$ %s\n' "$*"; }
+fi
 
 step vsecure vault:init
 "$vsecure" vault:init
