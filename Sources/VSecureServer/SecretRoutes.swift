@@ -189,16 +189,8 @@ struct SecretRoutes {
             if noExpiry { change.expiresAt = .some(nil) }
             else if let expiry = try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now) { change.expiresAt = .some(expiry) }
             if value == nil && change.isEmpty { throw VSecureError.usage("nothing to update: give a value or attribute changes") }
-            let result: LocalVault.UpdateResult
-            if let value {
-                result = try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                    try vault.update(environment: environment, name: name, value: raw, change: change, ifVersion: ifVersion,
-                                     actor: context.actorName, now: now)
-                }
-            } else {
-                result = try vault.update(environment: environment, name: name, value: nil, change: change, ifVersion: ifVersion,
-                                          actor: context.actorName, now: now)
-            }
+            let result = try vault.update(environment: environment, name: name, lockedValue: value, change: change,
+                                          ifVersion: ifVersion, actor: context.actorName, now: now)
             var members = result.secret.jsonMembers(now: now)
             members.append(("previousVersion", .int(result.previousVersion)))
             members.append(("valueChanged", .bool(result.newVersion != nil)))

@@ -351,3 +351,16 @@ extension LocalVault {
         return try statement.step() ? statement.text(0) : nil
     }
 }
+
+extension LocalVault {
+    /// `update` with the new value (if any) in locked memory, as the CLI and the server hold it.
+    public func update(environment: EnvironmentName, name: SecretName, lockedValue: SecureBytes?, change: AttributeChange,
+                       ifVersion: Int?, actor: String, now: Timestamp) throws(VSecureError) -> UpdateResult {
+        guard let lockedValue else {
+            return try update(environment: environment, name: name, value: nil, change: change, ifVersion: ifVersion, actor: actor, now: now)
+        }
+        return try lockedValue.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+            try update(environment: environment, name: name, value: raw, change: change, ifVersion: ifVersion, actor: actor, now: now)
+        }
+    }
+}

@@ -129,16 +129,8 @@ struct SecretsUpdate: ParsableCommand {
         // Check the secret exists before prompting for a value nobody can store.
         _ = try vault.summary(environment: env, name: secretName)
         let newValue = wantsValue ? try source.read(positional: positional, name: secretName) : nil
-        let result: LocalVault.UpdateResult
-        if let newValue {
-            result = try newValue.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                try vault.update(environment: env, name: secretName, value: raw, change: change, ifVersion: ifVersion,
-                                 actor: ProcessEnvironment.actor, now: now)
-            }
-        } else {
-            result = try vault.update(environment: env, name: secretName, value: nil, change: change, ifVersion: ifVersion,
-                                      actor: ProcessEnvironment.actor, now: now)
-        }
+        let result = try vault.update(environment: env, name: secretName, lockedValue: newValue, change: change,
+                                      ifVersion: ifVersion, actor: ProcessEnvironment.actor, now: now)
         if output.json {
             var members = Presentation.json(result.secret, now: now)
             members.append(("previousVersion", .int(result.previousVersion)))
