@@ -14,10 +14,11 @@ struct RemoteLaunchTests {
         let client: LiveClient
     }
 
-    static func start(pki: Bool = false) throws -> Setup {
+    static func start(pki: Bool = false, logRequests: Bool = false) throws -> Setup {
         let store = try LiveStore()
         let certificates = pki ? try LivePKI(in: store.directory) : nil
-        let server = try LiveServer(store: store, pki: certificates)
+        // At info the server logs one line per request, which lets a test count them.
+        let server = try LiveServer(store: store, pki: certificates, extraArguments: logRequests ? ["--log-level", "info"] : [])
         var client = LiveClient(baseURL: server.baseURL, token: store.adminToken, scratch: store.directory)
         if let certificates { client.curlOptions = ["--cacert", certificates.caCertificate] }
         return Setup(store: store, server: server, client: client)
@@ -40,7 +41,7 @@ struct RemoteLaunchTests {
 
     @Test("values arrive byte-exact, in one request, and the API key is not passed on")
     func exactValues() throws {
-        let setup = try Self.start()
+        let setup = try Self.start(logRequests: true)
         let values: [String: [UInt8]] = [
             "NEWLINES": Array("a\nb\r\n".utf8), "QUOTES": Array(#"it's "q" \ $(x) `y`"#.utf8),
             "UNICODE": Array("pässwörd ✓ 😀".utf8), "BINARY": [0x41, 0xFF, 0xFE, 0x00 + 1, 0x42], "EMPTY": [],
@@ -56,6 +57,11 @@ struct RemoteLaunchTests {
             env[String(decoding: entry[entry.startIndex..<eq], as: UTF8.self)] = Array(entry[(eq + 1)...])
         }
         for (name, value) in values { #expect(env[name] == value, "\(name)") }
+        // The server counts: one batch request for five names and a tag selection.
+        let batchRequests = setup.server.process.log.components(separatedBy: "\n")
+            .filter { $0.contains("POST /v1/security/secrets/batch/get") }
+        #expect(batchRequests.count == 1, "requests seen by the server: \(batchRequests)")
+        #expect(batchRequests.first?.contains(" 200 ") == true)
         #expect(env["VSECURE_API_KEY"] == nil)
         #expect(!result.stderr.contains(setup.store.adminToken))
     }
