@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import VSecureCore
 
 @Suite("Dotenv and shell encodings")
@@ -44,7 +45,7 @@ struct DotenvTests {
         Array("-----BEGIN KEY-----\nMIIB+abc/def==\n-----END KEY-----\n".utf8),
     ]
 
-    static let name = try! SecretName("TRICKY")
+    static let name = literal("TRICKY", SecretName.init)
 
     @Test("encode then parse gives back exactly the same bytes", arguments: trickyValues.indices)
     func roundTrip(_ index: Int) throws {

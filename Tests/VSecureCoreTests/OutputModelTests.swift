@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import VSecureCore
 
 @Suite("JSON output, attribute changes, environment choice, small codecs")
@@ -31,8 +32,8 @@ struct OutputModelTests {
         #expect(JSONValue.int(1) != .string("1"))
     }
 
-    static func tags(_ names: String...) -> [Tag] { names.map { try! Tag($0) } }
-    static func meta(_ key: String, _ value: String) -> MetadataEntry { try! MetadataEntry(key: key, value: value) }
+    static func tags(_ names: String...) -> [Tag] { names.map { literal($0, Tag.init) } }
+    static func meta(_ key: String, _ value: String) -> MetadataEntry { literal(key) { try MetadataEntry(key: $0, value: value) } }
 
     @Test("AttributeChange.applied: replace, add, remove tags; set and remove metadata; expiry and description")
     func attributeChanges() {
@@ -77,7 +78,7 @@ struct OutputModelTests {
     }
 
     static let configured = EnvironmentName.defaults
-    static func env(_ name: String) -> EnvironmentName { try! EnvironmentName(name) }
+    static func env(_ name: String) -> EnvironmentName { literal(name, EnvironmentName.init) }
 
     @Test("chooseEnvironment: --env, else an environment tag, else the default")
     func environmentChoice() throws {

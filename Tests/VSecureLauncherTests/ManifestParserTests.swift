@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Testing
+import TestSupport
 import VSecureCore
 @testable import VSecureLauncher
 
@@ -31,10 +32,10 @@ struct ManifestAcceptance: Sendable, CustomTestStringConvertible {
 }
 
 private func at(_ line: Int, _ column: Int) -> VSecureCore.SourceLocation { VSecureCore.SourceLocation(line: line, column: column) }
-private func secret(_ text: String) -> SecretName { try! SecretName(text) }
-private func variable(_ text: String) -> VariableName { try! VariableName(text) }
-private func environment(_ text: String) -> EnvironmentName { try! EnvironmentName(text) }
-private func tag(_ text: String) -> VSecureCore.Tag { try! VSecureCore.Tag(text) }
+private func secret(_ text: String) -> SecretName { literal(text, SecretName.init) }
+private func variable(_ text: String) -> VariableName { literal(text, VariableName.init) }
+private func environment(_ text: String) -> EnvironmentName { literal(text, EnvironmentName.init) }
+private func tag(_ text: String) -> VSecureCore.Tag { literal(text, VSecureCore.Tag.init) }
 private func literal(_ text: String) -> ManifestTemplate.Part { .literal(Array(text.utf8)) }
 private func reference(_ text: String) -> ManifestTemplate.Part { .secret(secret(text)) }
 

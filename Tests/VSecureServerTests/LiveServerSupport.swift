@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import TestSupport
 
 // Support for the live tests: the real `vsecure-server` binary started as a child process on a
@@ -334,8 +335,8 @@ struct LiveClient: Sendable {
 }
 
 /// JSON text for a request body, from a literal dictionary.
-func liveJSON(_ object: [String: Any]) -> String {
-    String(decoding: try! JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)
+func liveJSON(_ object: [String: Any], sourceLocation: Testing.SourceLocation = #_sourceLocation) -> String {
+    jsonLiteral(object, sourceLocation: sourceLocation)
 }
 
 extension Dictionary where Key == String, Value == Any {

@@ -201,9 +201,8 @@ struct Reply: @unchecked Sendable, CustomStringConvertible {
 }
 
 /// JSON text from a literal built of dictionaries, arrays, strings, numbers, booleans and NSNull.
-func jsonText(_ value: Any) -> String {
-    let data = try! JSONSerialization.data(withJSONObject: value, options: [.sortedKeys, .fragmentsAllowed])
-    return String(decoding: data, as: UTF8.self)
+func jsonText(_ value: Any, sourceLocation: Testing.SourceLocation = #_sourceLocation) -> String {
+    jsonLiteral(value, sourceLocation: sourceLocation)
 }
 
 /// Strings in a JSON array.

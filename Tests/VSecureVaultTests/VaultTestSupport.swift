@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import TestSupport
 import VSecureCore
 import VSecureCrypto
 import VSecureVault
@@ -22,9 +23,9 @@ final class ScratchDirectory {
     func child(_ name: String) -> String { path + "/" + name }
 }
 
-func env(_ text: String) -> EnvironmentName { try! EnvironmentName(text) }
-func secretName(_ text: String) -> SecretName { try! SecretName(text) }
-func tags(_ names: String...) -> [Tag] { names.map { try! Tag($0) } }
+func env(_ text: String) -> EnvironmentName { literal(text, EnvironmentName.init) }
+func secretName(_ text: String) -> SecretName { literal(text, SecretName.init) }
+func tags(_ names: String...) -> [Tag] { names.map { literal($0, Tag.init) } }
 func utf8(_ text: String) -> [UInt8] { Array(text.utf8) }
 func plain(_ bytes: SecureBytes) -> [UInt8] { bytes.withUnsafeBytes { Array($0) } }
 func time(_ seconds: Int64) -> Timestamp { Timestamp(secondsSinceEpoch: seconds) }
