@@ -31,17 +31,19 @@ let package = Package(
 
         .target(name: "VSecureCore"),
         .target(name: "VSecureCrypto", dependencies: ["CSodium", "CLinux", "VSecureCore"]),
-        .target(name: "VSecureVault", dependencies: ["CSQLite", "VSecureCrypto", "VSecureCore", "CLinux"]),
+        // The SecretStore seam: the protocol the local vault and the remote client both conform to.
+        .target(name: "VSecureStore", dependencies: ["VSecureCrypto", "VSecureCore"]),
+        .target(name: "VSecureVault", dependencies: ["CSQLite", "VSecureStore", "VSecureCrypto", "VSecureCore", "CLinux"]),
         // libcurl is loaded with dlopen by CCurlLoader, so linking it costs the launcher's local
         // path nothing; it needs only curl's headers to build.
         .target(name: "CCurlLoader"),
-        .target(name: "VSecureRemote", dependencies: ["CCurlLoader", "VSecureCrypto", "VSecureCore"]),
+        .target(name: "VSecureRemote", dependencies: ["CCurlLoader", "VSecureStore", "VSecureCrypto", "VSecureCore"]),
         .target(name: "VSecureLauncher", dependencies: ["CYAML", "CLinux", "VSecureVault", "VSecureRemote", "VSecureCrypto", "VSecureCore"]),
 
         .executableTarget(
             name: "vsecure",
             dependencies: [
-                "VSecureVault", "VSecureCrypto", "VSecureCore", "CLinux",
+                "VSecureVault", "VSecureRemote", "VSecureStore", "VSecureCrypto", "VSecureCore", "CLinux",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -78,6 +80,7 @@ let package = Package(
             name: "VSecureServerTests",
             dependencies: [
                 "VSecureServer", "VSecureVault", "VSecureCore", "TestSupport",
+                "VSecureStore", "VSecureRemote", "VSecureCrypto",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
             ]
         ),

@@ -1,0 +1,137 @@
+import VSecureCore
+import VSecureCrypto
+import VSecureStore
+
+/// The local vault as a `SecretStore`: a thin adapter over `LocalVault`'s own methods. It holds
+/// what a store's caller does not pass but the vault records: who acts (version records name
+/// them; a server names its API key instead) and the clock.
+public final class LocalSecretStore: SecretStore {
+    public let vault: LocalVault
+    public let actor: String
+    private let clock: () -> Timestamp
+
+    public init(vault: LocalVault, actor: String, clock: @escaping () -> Timestamp) {
+        self.vault = vault
+        self.actor = actor
+        self.clock = clock
+    }
+
+    public var label: String { "vault \(vault.path)" }
+
+    public func environments() throws(VSecureError) -> StoreEnvironments {
+        StoreEnvironments(names: vault.environments, defaultEnvironment: vault.defaultEnvironment)
+    }
+
+    private func resolve(_ environment: EnvironmentName?) throws(VSecureError) -> EnvironmentName {
+        let chosen = environment ?? vault.defaultEnvironment
+        try vault.checkEnvironment(chosen)
+        return chosen
+    }
+
+    public func create(_ secret: NewSecret) throws(VSecureError) -> SecretSummary {
+        let environment = try chooseEnvironment(explicit: secret.environment, tags: secret.attributes.tags,
+                                                configured: vault.environments, default: vault.defaultEnvironment)
+        return try secret.value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+            try vault.create(environment: environment, name: secret.name, value: raw, attributes: secret.attributes,
+                             actor: actor, now: clock())
+        }
+    }
+
+    public func update(environment: EnvironmentName?, name: SecretName, value: SecureBytes?, change: AttributeChange,
+                       ifVersion: Int?) throws(VSecureError) -> SecretUpdate {
+        let result = try vault.update(environment: try resolve(environment), name: name, lockedValue: value, change: change,
+                                      ifVersion: ifVersion, actor: actor, now: clock())
+        return SecretUpdate(secret: result.secret, previousVersion: result.previousVersion, newVersion: result.newVersion)
+    }
+
+    public func summary(environment: EnvironmentName?, name: SecretName) throws(VSecureError) -> SecretSummary {
+        try vault.summary(environment: try resolve(environment), name: name)
+    }
+
+    public func get(environment: EnvironmentName?, name: SecretName, version: Int?, allowExpired: Bool) throws(VSecureError) -> SecretRead {
+        let environment = try resolve(environment)
+        let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
+        if !allowExpired, let expiresAt = secret.attributes.expiresAt, expiresAt <= clock() {
+            throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)")
+        }
+        return SecretRead(secret: secret, version: info.version, value: value)
+    }
+
+    public func list(_ query: SecretQuery) throws(VSecureError) -> [SecretSummary] {
+        var listQuery = LocalVault.ListQuery(environment: query.environment)
+        listQuery.tags = query.tags
+        listQuery.search = query.search
+        listQuery.includeExpired = query.includeExpired
+        return try vault.list(listQuery, now: clock())
+    }
+
+    public func versions(environment: EnvironmentName?, name: SecretName) throws(VSecureError) -> SecretHistory {
+        let (secret, versions) = try vault.versions(environment: try resolve(environment), name: name)
+        return SecretHistory(secret: secret, versions: versions)
+    }
+
+    public func rollback(environment: EnvironmentName?, name: SecretName, to version: Int?) throws(VSecureError) -> SecretUpdate {
+        let result = try vault.rollback(environment: try resolve(environment), name: name, to: version, actor: actor, now: clock())
+        return SecretUpdate(secret: result.secret, previousVersion: result.previousVersion, newVersion: result.newVersion)
+    }
+
+    @discardableResult
+    public func delete(environment: EnvironmentName?, name: SecretName, purge: Bool) throws(VSecureError) -> EnvironmentName {
+        let environment = try resolve(environment)
+        try vault.delete(environment: environment, name: name, purge: purge, now: clock())
+        return environment
+    }
+
+    public func upsert(environment: EnvironmentName?, entries: [UpsertEntry], addTags: [Tag]) throws(VSecureError) -> UpsertResult {
+        let environment = try chooseEnvironment(explicit: environment, tags: addTags, configured: vault.environments,
+                                                default: vault.defaultEnvironment)
+        for entry in entries { try SecretValueRule.check(length: entry.value.count, name: entry.name) }
+        let now = clock()
+        var result = UpsertResult(environment: environment, created: [], updated: [], unchanged: [])
+        try vault.atomically { () throws(VSecureError) in
+            for entry in entries {
+                try entry.value.withUnsafeBytes { (value: UnsafeRawBufferPointer) throws(VSecureError) in
+                    if let current = try vault.currentFingerprint(environment: environment, name: entry.name) {
+                        var change = AttributeChange()
+                        change.addTags = addTags
+                        let same = current == vault.fingerprint(of: value)
+                        _ = try vault.update(environment: environment, name: entry.name, value: same ? nil : value, change: change,
+                                             ifVersion: nil, actor: actor, now: now, action: .import)
+                        if same { result.unchanged.append(entry.name) } else { result.updated.append(entry.name) }
+                    } else {
+                        try vault.create(environment: environment, name: entry.name, value: value, attributes: SecretAttributes(tags: addTags),
+                                         actor: actor, now: now, action: .import)
+                        result.created.append(entry.name)
+                    }
+                }
+            }
+        }
+        return result
+    }
+
+    public func batchGet(environment: EnvironmentName?, names: [SecretName], allowExpired: Bool) throws(VSecureError) -> BatchValues {
+        let environment = try resolve(environment)
+        let now = clock()
+        let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: [])
+        var byName: [SecretName: SealedSecret] = [:]
+        for secret in sealed { byName[secret.name] = secret }
+        var result = BatchValues(environment: environment, items: [], missing: [], expired: [])
+        var seen = Set<SecretName>()
+        for name in names where seen.insert(name).inserted {
+            guard let secret = byName[name] else {
+                result.missing.append(name)
+                continue
+            }
+            if !allowExpired, let expiresAt = secret.expiresAt, expiresAt <= now {
+                result.expired.append(name)
+                continue
+            }
+            let value = SecureBytes(count: secret.valueLength)
+            try value.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
+                try vault.open(secret, environment: environment, into: raw)
+            }
+            result.items.append(BatchValues.Item(name: name, version: secret.version, expiresAt: secret.expiresAt, value: value))
+        }
+        return result
+    }
+}
