@@ -35,7 +35,26 @@ enum HTTPExchange {
         var body: LockedBuffer
     }
 
-    static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, body: [UInt8]) throws(VSecureError) -> Response {
+    static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String] = [],
+                        body: [UInt8]) throws(VSecureError) -> Response {
+        let result = body.withUnsafeBytes { raw in
+            Result { () throws(VSecureError) in try perform(endpoint, method: method, path: path, headers: headers, rawBody: raw) }
+        }
+        return try result.get()
+    }
+
+    /// A request whose body holds a value: it stays in locked memory.
+    static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String] = [],
+                        body: SecureBytes) throws(VSecureError) -> Response {
+        try body.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+            try perform(endpoint, method: method, path: path, headers: headers, rawBody: raw)
+        }
+    }
+
+    /// `headers` are extra public header lines (`If-Match: "3"`, `Idempotency-Key: …`); every
+    /// attempt sends the same ones, so a retried write with an idempotency key runs once.
+    private static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String],
+                                rawBody body: UnsafeRawBufferPointer) throws(VSecureError) -> Response {
         if let problem = vs_curl_load() {
             throw VSecureError(.remoteUnreachable, String(cString: problem), hint: "install libcurl4 to reach a vsecure server")
         }
@@ -47,7 +66,7 @@ enum HTTPExchange {
             guard remaining > 0 else {
                 throw VSecureError(.remoteUnreachable, "no answer from \(endpoint.baseURL) within \(endpoint.timeoutMilliseconds) ms")
             }
-            let outcome = try once(endpoint, method: method, path: path, body: body, timeoutMilliseconds: remaining)
+            let outcome = try once(endpoint, method: method, path: path, headers: headers, body: body, timeoutMilliseconds: remaining)
             switch outcome {
             case .response(let response) where response.status == 429 || response.status == 503:
                 guard attempt < 3 else { return response }
@@ -68,8 +87,8 @@ enum HTTPExchange {
         case transportFailure(VSecureError, retryable: Bool)
     }
 
-    private static func once(_ endpoint: RemoteEndpoint, method: String, path: String, body: [UInt8],
-                             timeoutMilliseconds: Int) throws(VSecureError) -> Outcome {
+    private static func once(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String],
+                             body: UnsafeRawBufferPointer, timeoutMilliseconds: Int) throws(VSecureError) -> Outcome {
         guard let handle = vs_curl_new() else { throw VSecureError(.internalError, "cannot create a libcurl handle") }
         defer { vs_curl_free(handle) }
         let url = endpoint.baseURL + path
@@ -89,7 +108,7 @@ enum HTTPExchange {
         }
         rc = authorization.withUnsafeBytes { auth -> Int32 in
             let lines: [UnsafePointer<CChar>?] = [auth.baseAddress!.assumingMemoryBound(to: CChar.self)]
-            return ["Content-Type: application/json", "Accept: application/json", "Expect:"].withCStrings { others in
+            return (["Content-Type: application/json", "Accept: application/json", "Expect:"] + headers).withCStrings { others in
                 (lines + others).withUnsafeBufferPointer { vs_curl_set_headers(handle, $0.baseAddress!, $0.count) }
             }
         }
@@ -101,10 +120,9 @@ enum HTTPExchange {
             let buffer = Unmanaged<LockedBuffer>.fromOpaque(context!).takeUnretainedValue()
             return buffer.append(UnsafeRawBufferPointer(start: bytes, count: count)) ? count : 0
         }, context)
-        let code: Int32 = body.withUnsafeBytes { raw in
-            if method == "POST" { _ = vs_curl_set_body(handle, raw.baseAddress, raw.count) }
-            return vs_curl_perform(handle)
-        }
+        // POST, PUT and PATCH send the body (a custom method keeps its name with a body).
+        if method != "GET" && method != "DELETE" { _ = vs_curl_set_body(handle, body.baseAddress, body.count) }
+        let code = vs_curl_perform(handle)
         withExtendedLifetime(buffer) {}
         if code != 0 {
             if buffer.overflowed {
