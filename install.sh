@@ -68,15 +68,16 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "install.sh: building release binaries (static Swift stdlib)" >&2
-swift build -c release --static-swift-stdlib --product vsecure >&2
-swift build -c release --static-swift-stdlib --product vsecure-run >&2
+echo "install.sh: building release binaries (static Swift stdlib; libsodium, SQLite and libyaml linked in)" >&2
+mapfile -t release_flags < <(scripts/release-flags.sh)
+swift build -c release "${release_flags[@]}" --product vsecure >&2
+swift build -c release "${release_flags[@]}" --product vsecure-run >&2
 tools=(vsecure vsecure-run)
 if [ "$server" = 1 ]; then
-    swift build -c release --static-swift-stdlib --product vsecure-server >&2
+    swift build -c release "${release_flags[@]}" --product vsecure-server >&2
     tools+=(vsecure-server)
 fi
-bin_dir="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+bin_dir="$(swift build -c release "${release_flags[@]}" --show-bin-path)"
 
 mkdir -p "$prefix/bin"
 for tool in "${tools[@]}"; do

@@ -22,9 +22,10 @@ while [ $# -gt 0 ]; do
 done
 command -v hyperfine >/dev/null || { echo "launcher.sh: error: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
 if [ -z "$bin" ]; then
-    swift build -c release --static-swift-stdlib --product vsecure >&2
-    swift build -c release --static-swift-stdlib --product vsecure-run >&2
-    bin="$(swift build -c release --static-swift-stdlib --show-bin-path)"
+    mapfile -t release_flags < <(scripts/release-flags.sh)
+    swift build -c release "${release_flags[@]}" --product vsecure >&2
+    swift build -c release "${release_flags[@]}" --product vsecure-run >&2
+    bin="$(swift build -c release "${release_flags[@]}" --show-bin-path)"
 fi
 
 work="$(mktemp -d)"

@@ -82,6 +82,23 @@ public final class RemoteStore: SecretStore {
                                           hint: "check that the endpoint points at a vsecure server"))
     }
 
+    /// What a verified key may do, as far as one request can tell.
+    public enum KeyAccess: Sendable, Equatable {
+        case readsSecrets
+        /// The server accepted the key but refused to list secrets with it (403).
+        case keyWithoutRead
+    }
+
+    /// Checks the API key with one request (a one-item list): a refused key is `.accessDenied`,
+    /// an unreachable server `.remoteUnreachable`.
+    public func verifyKey() throws(VSecureError) -> KeyAccess {
+        let reply = try request("GET", "/secrets", query: [("limit", "1")])
+        try reply.check([200, 403])
+        if reply.status == 403 { return .keyWithoutRead }
+        guard case .object = try reply.json() else { throw reply.notOurs }
+        return .readsSecrets
+    }
+
     // MARK: - Environments
 
     /// The server has no route that lists its environments yet, so they are learnt from what it

@@ -25,6 +25,9 @@ public protocol SecretStore: AnyObject {
     /// The environments the store accepts and its default.
     func environments() throws(VSecureError) -> StoreEnvironments
 
+    /// The environment used when none is named (a store may know it more cheaply than the list).
+    func defaultEnvironment() throws(VSecureError) -> EnvironmentName
+
     /// Creates version 1 (or revives a deleted secret with a new version). An existing live
     /// secret is a conflict.
     func create(_ secret: NewSecret) throws(VSecureError) -> SecretSummary
@@ -63,6 +66,12 @@ public protocol SecretStore: AnyObject {
     /// The current values of `names` in one read; names that do not exist are listed as
     /// missing, expired ones as expired unless `allowExpired`.
     func batchGet(environment: EnvironmentName?, names: [SecretName], allowExpired: Bool) throws(VSecureError) -> BatchValues
+}
+
+extension SecretStore {
+    public func defaultEnvironment() throws(VSecureError) -> EnvironmentName {
+        try environments().defaultEnvironment
+    }
 }
 
 /// The environments a store accepts.

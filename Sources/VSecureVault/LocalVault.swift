@@ -166,7 +166,10 @@ public final class LocalVault {
 
     // MARK: - Opening
 
-    public static func open(at path: String, keys: KeySource) throws(VSecureError) -> LocalVault {
+    /// `readOnly` is for readers that start often and write nothing (the launcher): the
+    /// connection skips the writer's pragmas and leaves the WAL files in place when it closes.
+    /// A vault whose format needs migrating is opened read-write once, to migrate it.
+    public static func open(at path: String, readOnly: Bool = false, keys: KeySource) throws(VSecureError) -> LocalVault {
         switch PrivateFiles.kind(of: path) {
         case .missing:
             throw VSecureError(.vaultMissing, "no vault at \(Quoted(path))",
@@ -181,8 +184,8 @@ public final class LocalVault {
             break
         }
         Sodium.initialize()
-        let db = try SQLiteDatabase(path: path, create: false)
-        try configure(db)
+        var db = try SQLiteDatabase(path: path, create: false, readOnly: readOnly)
+        if !readOnly { try configure(db) }
         let format = try db.scalarInt("PRAGMA user_version")
         if format > VaultFormat.currentVersion {
             throw VSecureError(.integrity, "vault \(Quoted(path)) has format version \(format), newer than this vsecure reads (\(VaultFormat.currentVersion))",
@@ -190,7 +193,13 @@ public final class LocalVault {
         }
         // 0 is a fresh SQLite file; a negative version would index the migrations out of range.
         if format <= 0 { throw VSecureError(.integrity, "\(Quoted(path)) is not a vsecure vault") }
-        if format < VaultFormat.currentVersion { try migrate(db, from: format) }
+        if format < VaultFormat.currentVersion {
+            if readOnly {
+                db = try SQLiteDatabase(path: path, create: false)
+                try configure(db)
+            }
+            try migrate(db, from: format)
+        }
 
         let meta = try readMeta(db, path: path)
         func required(_ key: String) throws(VSecureError) -> [UInt8] {

@@ -7,11 +7,14 @@ final class SQLiteDatabase {
     private(set) var handle: OpaquePointer?
     let path: String
 
-    init(path: String, create: Bool) throws(VSecureError) {
+    /// `readOnly` opens a connection that never writes the database: it does not checkpoint or
+    /// delete the WAL when it closes, so the `-wal` and `-shm` files it finds (or creates once)
+    /// stay for the next reader instead of being made and unlinked on every launch.
+    init(path: String, create: Bool, readOnly: Bool = false) throws(VSecureError) {
         self.path = path
         var db: OpaquePointer?
-        var flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
-        if create { flags |= SQLITE_OPEN_CREATE }
+        var flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
+        if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         handle = db
         guard rc == SQLITE_OK else {

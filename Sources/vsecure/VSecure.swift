@@ -15,14 +15,16 @@ struct VSecure: ParsableCommand {
         abstract: "Manage secrets in an encrypted vault: create, update, get, list, version, diff, roll back.",
         discussion: """
         The vault is a local encrypted file (default ~/.vsecure/vault.db) unlocked by a key file \
-        (~/.vsecure/vault.key) or a passphrase. Start with `vsecure vault:init`. Exit codes are listed \
-        in the README.
+        (~/.vsecure/vault.key) or a passphrase. Start with `vsecure vault:init`. With a server \
+        (`vsecure login --endpoint URL`, --endpoint or $VSECURE_ENDPOINT) the secrets commands use it \
+        instead; --vault always means the local vault. Exit codes are listed in the README.
         """,
         version: VSecureVersion.current,
         subcommands: [
             VaultInit.self, VaultStatus.self, VaultRekey.self,
             SecretsCreate.self, SecretsUpdate.self, SecretsGet.self, SecretsList.self, SecretsVersions.self,
             SecretsDiff.self, SecretsRollback.self, SecretsDelete.self, SecretsImport.self, SecretsExport.self,
+            Login.self, Logout.self, ConfigSet.self, ConfigGet.self, ConfigShow.self, ConfigPath.self,
         ]
     )
 

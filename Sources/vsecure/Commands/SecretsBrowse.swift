@@ -1,5 +1,6 @@
 import ArgumentParser
 import VSecureCore
+import VSecureStore
 import VSecureVault
 
 struct SecretsList: ParsableCommand {
@@ -9,7 +10,7 @@ struct SecretsList: ParsableCommand {
         discussion: "Without --env (or $VSECURE_ENV) every environment is listed. Expired secrets are hidden unless --include-expired."
     )
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Option(name: .long, help: ArgumentHelp("Only secrets carrying all these tags (comma list; repeatable).", valueName: "a,b"))
@@ -25,12 +26,10 @@ struct SecretsList: ParsableCommand {
 
     func run() throws {
         let now = ProcessEnvironment.now
-        var query = LocalVault.ListQuery(environment: try environment.explicit())
-        query.tags = try Tag.parseLists(tags)
-        query.search = search
-        query.includeExpired = includeExpired
-        let vault = try location.open()
-        let secrets = try vault.list(query, now: now)
+        let query = SecretQuery(environment: try environment.explicit(), tags: try Tag.parseLists(tags), search: search,
+                                includeExpired: includeExpired)
+        let store = try location.open()
+        let secrets = try store.list(query)
         if output.json {
             Console.out(JSONValue.array(secrets.map { .object(Presentation.json($0, now: now)) }).serialized())
             return
@@ -56,15 +55,15 @@ struct SecretsVersions: ParsableCommand {
     @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
     var name: String
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
     @OptionGroup var output: OutputOption
 
     func run() throws {
         let secretName = try SecretName(name)
-        let vault = try location.open()
-        let env = try environment.resolve(in: vault)
-        let (secret, versions) = try vault.versions(environment: env, name: secretName)
+        let store = try location.open()
+        let history = try store.versions(environment: try environment.explicit(), name: secretName)
+        let secret = history.secret, versions = history.versions
         if output.json {
             Console.out(JSONValue.object([
                 ("name", .string(secret.name.rawValue)),
@@ -93,7 +92,7 @@ struct SecretsRollback: ParsableCommand {
     @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
     var name: String
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Option(name: .long, help: ArgumentHelp("The version whose value to restore.", valueName: "n"))
@@ -105,9 +104,9 @@ struct SecretsRollback: ParsableCommand {
         let now = ProcessEnvironment.now
         let secretName = try SecretName(name)
         if let version, version < 1 { throw VSecureError.usage("--version must be 1 or more") }
-        let vault = try location.open()
-        let env = try environment.resolve(in: vault)
-        let result = try vault.rollback(environment: env, name: secretName, to: version, actor: ProcessEnvironment.actor, now: now)
+        let store = try location.open()
+        let result = try store.rollback(environment: try environment.explicit(), name: secretName, to: version)
+        let env = result.secret.environment
         let restored = version ?? result.previousVersion - 1
         if output.json {
             var members = Presentation.json(result.secret, now: now)
@@ -130,7 +129,7 @@ struct SecretsDelete: ParsableCommand {
     @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
     var name: String
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Flag(name: .long, help: "Do not ask for confirmation.")
@@ -141,12 +140,14 @@ struct SecretsDelete: ParsableCommand {
 
     func run() throws {
         let secretName = try SecretName(name)
-        let vault = try location.open()
-        let env = try environment.resolve(in: vault)
+        let explicit = try environment.explicit()
+        let store = try location.open()
         if !yes {
             guard Console.stdinIsTerminal else {
-                throw VSecureError.usage("refusing to delete \(secretName) in \(env) without confirmation", hint: "pass --yes in scripts")
+                throw VSecureError.usage("refusing to delete \(secretName) in \(try explicit ?? store.defaultEnvironment()) without confirmation",
+                                         hint: "pass --yes in scripts")
             }
+            let env = try explicit ?? store.defaultEnvironment()
             let question = purge ? "Destroy every version of \(secretName) in \(env)? This cannot be undone. [y/N] "
                                  : "Delete \(secretName) in \(env)? [y/N] "
             Console.writeErr(question)
@@ -155,7 +156,7 @@ struct SecretsDelete: ParsableCommand {
                 return
             }
         }
-        try vault.delete(environment: env, name: secretName, purge: purge, now: ProcessEnvironment.now)
+        let env = try store.delete(environment: explicit, name: secretName, purge: purge)
         Console.out(purge ? "Purged \(secretName) in \(env): every version is destroyed" : "Deleted \(secretName) in \(env)")
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import VSecureCore
+import VSecureStore
 import VSecureVault
 
 struct SecretsCreate: ParsableCommand {
@@ -21,7 +22,7 @@ struct SecretsCreate: ParsableCommand {
     @Argument(help: ArgumentHelp("The value; - reads stdin.", valueName: "value"))
     var value: String?
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
     @OptionGroup var attributes: AttributeOptions
     @OptionGroup var source: ValueSourceOptions
@@ -34,14 +35,16 @@ struct SecretsCreate: ParsableCommand {
         let newAttributes = SecretAttributes(tags: tags, metadata: try attributes.parsedMetadata(),
                                              expiresAt: try attributes.parsedExpiry(now: now),
                                              description: try attributes.parsedDescription())
-        let explicit = try environment.explicit()
-        let vault = try location.open()
-        let env = try chooseEnvironment(explicit: explicit, tags: tags, configured: vault.environments, default: vault.defaultEnvironment)
-        let secretValue = try source.read(positional: positional, name: secretName)
-        let created = try secretValue.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-            try vault.create(environment: env, name: secretName, value: raw, attributes: newAttributes,
-                             actor: ProcessEnvironment.actor, now: now)
+        var env = try environment.explicit()
+        let store = try location.open()
+        if let local = store as? LocalSecretStore {
+            // Refuse a bad environment before asking for a value nobody can store (a server
+            // checks it when the secret arrives).
+            env = try chooseEnvironment(explicit: env, tags: tags, configured: local.vault.environments,
+                                        default: local.vault.defaultEnvironment)
         }
+        let secretValue = try source.read(positional: positional, name: secretName)
+        let created = try store.create(NewSecret(name: secretName, environment: env, value: secretValue, attributes: newAttributes))
         if output.json {
             Console.out(JSONValue.object(Presentation.json(created, now: now)).serialized())
         } else {
@@ -68,7 +71,7 @@ struct SecretsUpdate: ParsableCommand {
     @Argument(help: ArgumentHelp("The new value; - reads stdin.", valueName: "value"))
     var value: String?
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Option(name: .long, help: ArgumentHelp("Replace all tags (comma list; repeatable).", valueName: "a,b"))
@@ -123,22 +126,24 @@ struct SecretsUpdate: ParsableCommand {
         let (secretName, positional) = try splitNameAndValue(name, value)
         if let ifVersion, ifVersion < 1 { throw VSecureError.usage("--if-version must be 1 or more") }
         let change = try attributeChange(now: now)
-        let vault = try location.open()
-        let env = try environment.resolve(in: vault)
+        var env = try environment.explicit()
+        let store = try location.open()
         let wantsValue = positional != nil || source.fromFile != nil || change.isEmpty
-        // Check the secret exists before prompting for a value nobody can store.
-        _ = try vault.summary(environment: env, name: secretName)
+        if wantsValue {
+            // Check the secret exists before prompting for a value nobody can store.
+            env = try store.summary(environment: env, name: secretName).environment
+        }
         let newValue = wantsValue ? try source.read(positional: positional, name: secretName) : nil
-        let result = try vault.update(environment: env, name: secretName, lockedValue: newValue, change: change,
-                                      ifVersion: ifVersion, actor: ProcessEnvironment.actor, now: now)
+        let result = try store.update(environment: env, name: secretName, value: newValue, change: change, ifVersion: ifVersion)
+        let shown = result.secret.environment
         if output.json {
             var members = Presentation.json(result.secret, now: now)
             members.append(("previousVersion", .int(result.previousVersion)))
             members.append(("valueChanged", .bool(result.newVersion != nil)))
             Console.out(JSONValue.object(members).serialized())
         } else {
-            let title = result.newVersion.map { "Updated \(secretName) in \(env): version \(result.previousVersion) → \($0)" }
-                ?? "Updated the attributes of \(secretName) in \(env) (still version \(result.previousVersion))"
+            let title = result.newVersion.map { "Updated \(secretName) in \(shown): version \(result.previousVersion) → \($0)" }
+                ?? "Updated the attributes of \(secretName) in \(shown) (still version \(result.previousVersion))"
             Console.out(Presentation.card(title, result.secret, now: now))
         }
     }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import VSecureCore
 import VSecureCrypto
+import VSecureStore
 import VSecureVault
 
 struct SecretsDiff: ParsableCommand {
@@ -17,7 +18,7 @@ struct SecretsDiff: ParsableCommand {
     @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
     var name: String
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Option(name: .long, help: ArgumentHelp("The older version (default: the one before --to).", valueName: "n"))
@@ -33,10 +34,10 @@ struct SecretsDiff: ParsableCommand {
 
     func run() throws {
         let secretName = try SecretName(name)
-        let vault = try location.open()
-        let env = try environment.resolve(in: vault)
-        let (secret, versions) = try vault.versions(environment: env, name: secretName)
-        let change = try VersionDiff(secret: secret, versions: versions, from: from, to: to)
+        let store = try location.open()
+        let history = try store.versions(environment: try environment.explicit(), name: secretName)
+        let env = history.secret.environment
+        let change = try VersionDiff(secret: history.secret, versions: history.versions, from: from, to: to)
         let older = change.older, newer = change.newer
 
         if output.json {
@@ -65,8 +66,8 @@ struct SecretsDiff: ParsableCommand {
 
         if reveal {
             Console.warning("--reveal prints secret values of \(secretName) to stdout")
-            let (_, _, oldValue) = try vault.get(environment: env, name: secretName, version: older.version)
-            let (_, _, newValue) = try vault.get(environment: env, name: secretName, version: newer.version)
+            let oldValue = try store.get(environment: env, name: secretName, version: older.version, allowExpired: true).value
+            let newValue = try store.get(environment: env, name: secretName, version: newer.version, allowExpired: true).value
             let diff = oldValue.withUnsafeBytes { a in newValue.withUnsafeBytes { b in LineDiff.render(a, b) } }
             diff.withUnsafeBytes { Console.outRaw($0) }
         }

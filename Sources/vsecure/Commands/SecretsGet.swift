@@ -1,6 +1,7 @@
 import ArgumentParser
 import VSecureCore
 import VSecureCrypto
+import VSecureStore
 import VSecureVault
 
 struct SecretsGet: ParsableCommand {
@@ -13,7 +14,7 @@ struct SecretsGet: ParsableCommand {
     @Argument(help: ArgumentHelp("The secret's name.", valueName: "name"))
     var name: String
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Option(name: .long, help: ArgumentHelp("Read this version instead of the current one.", valueName: "n"))
@@ -28,9 +29,9 @@ struct SecretsGet: ParsableCommand {
         let now = ProcessEnvironment.now
         let secretName = try SecretName(name)
         if let version, version < 1 { throw VSecureError.usage("--version must be 1 or more") }
-        let vault = try location.open()
-        let env = try environment.resolve(in: vault)
-        let (secret, versionInfo, value) = try vault.get(environment: env, name: secretName, version: version)
+        let store = try location.open()
+        let read = try store.get(environment: try environment.explicit(), name: secretName, version: version, allowExpired: true)
+        let secret = read.secret, value = read.value, env = secret.environment
         if let expiresAt = secret.attributes.expiresAt, expiresAt <= now, !allowExpired {
             throw VSecureError(.expired, "\(secretName) in \(env) expired at \(expiresAt.iso8601)",
                                hints: ["--allow-expired reads it anyway",
@@ -39,7 +40,7 @@ struct SecretsGet: ParsableCommand {
         if output.json {
             var members = Presentation.json(secret, now: now)
             members.removeAll { $0.0 == "version" }
-            members.insert(("version", .int(versionInfo.version)), at: 4)
+            members.insert(("version", .int(read.version)), at: 4)
             members.insert(("currentVersion", .int(secret.currentVersion)), at: 5)
             value.withUnsafeBytes { raw in
                 if let text = String(validating: raw, as: UTF8.self) {

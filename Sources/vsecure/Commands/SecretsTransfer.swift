@@ -1,6 +1,7 @@
 import ArgumentParser
 import VSecureCore
 import VSecureCrypto
+import VSecureStore
 import VSecureVault
 
 struct SecretsImport: ParsableCommand {
@@ -21,7 +22,7 @@ struct SecretsImport: ParsableCommand {
     @Option(name: .long, help: "The file's format (auto: JSON when it starts with '{').")
     var format: Format = .auto
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Option(name: .long, help: ArgumentHelp("Tags for every imported secret (comma list; repeatable).", valueName: "a,b"))
@@ -41,30 +42,13 @@ struct SecretsImport: ParsableCommand {
         defer { for index in entries.indices { Sodium.wipe(&entries[index].value) } }
         for entry in entries { try SecretValueRule.check(length: entry.value.count, name: entry.name) }
 
-        let vault = try location.open()
-        let env = try chooseEnvironment(explicit: try environment.explicit(), tags: tagList, configured: vault.environments,
-                                        default: vault.defaultEnvironment)
-        let now = ProcessEnvironment.now
-        let actor = ProcessEnvironment.actor
-        var created: [String] = [], updated: [String] = [], unchanged: [String] = []
-        try vault.atomically { () throws(VSecureError) in
-            for entry in entries {
-                try entry.value.withRawBytes { (value: UnsafeRawBufferPointer) throws(VSecureError) in
-                    if let current = try vault.currentFingerprint(environment: env, name: entry.name) {
-                        var change = AttributeChange()
-                        change.addTags = tagList
-                        let same = current == vault.fingerprint(of: value)
-                        _ = try vault.update(environment: env, name: entry.name, value: same ? nil : value, change: change,
-                                             ifVersion: nil, actor: actor, now: now, action: .import)
-                        if same { unchanged.append(entry.name.rawValue) } else { updated.append(entry.name.rawValue) }
-                    } else {
-                        try vault.create(environment: env, name: entry.name, value: value, attributes: SecretAttributes(tags: tagList),
-                                         actor: actor, now: now, action: .import)
-                        created.append(entry.name.rawValue)
-                    }
-                }
-            }
+        let store = try location.open()
+        let upserts = entries.map { entry in
+            UpsertEntry(name: entry.name, value: entry.value.withUnsafeBytes { SecureBytes(copying: $0) })
         }
+        let result = try store.upsert(environment: try environment.explicit(), entries: upserts, addTags: tagList)
+        let env = result.environment
+        let created = result.created.map(\.rawValue), updated = result.updated.map(\.rawValue), unchanged = result.unchanged.map(\.rawValue)
         if output.json {
             Console.out(JSONValue.object([
                 ("environment", .string(env.rawValue)),
@@ -110,7 +94,7 @@ struct SecretsExport: ParsableCommand {
 
     enum Format: String, ExpressibleByArgument, CaseIterable { case dotenv, json, shell }
 
-    @OptionGroup var location: VaultOptions
+    @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
 
     @Option(name: .long, help: ArgumentHelp("Only secrets carrying all these tags (comma list; repeatable).", valueName: "a,b"))
@@ -124,18 +108,13 @@ struct SecretsExport: ParsableCommand {
 
     func run() throws {
         let now = ProcessEnvironment.now
-        let vault = try location.open()
-        let env = try environment.resolve(in: vault)
-        var query = LocalVault.ListQuery(environment: env)
-        query.tags = try Tag.parseLists(tags)
-        query.includeExpired = true
-        let all = try vault.list(query, now: now)
+        let tagList = try Tag.parseLists(tags)
+        let store = try location.open()
+        let env = try environment.explicit() ?? store.defaultEnvironment()
+        let all = try store.list(SecretQuery(environment: env, tags: tagList, includeExpired: true))
         let chosen = includeExpired ? all : all.filter { !$0.isExpired(at: now) }
-        var values: [(SecretName, SecureBytes)] = []
-        for secret in chosen {
-            let (_, _, value) = try vault.get(environment: env, name: secret.name, version: nil)
-            values.append((secret.name, value))
-        }
+        let values: [(SecretName, SecureBytes)] = chosen.isEmpty ? []
+            : try store.batchGet(environment: env, names: chosen.map(\.name), allowExpired: true).items.map { ($0.name, $0.value) }
         // Everything is encoded before anything is printed, so a refused value leaves no partial output.
         let encoded = SecureBytes(count: values.reduce(0) { $0 + $1.1.count * 6 + $1.0.rawValue.utf8.count * 2 + 32 } + 4)
         var length = 0
