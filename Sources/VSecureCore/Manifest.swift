@@ -10,6 +10,8 @@ public struct Manifest: Equatable, Sendable {
     /// `select.tags`: every secret of the environment that carries all these tags.
     public var selectTags: [Tag]
     public var templates: [ManifestTemplate]
+    /// `source:`: where the secrets come from when no flag or variable says otherwise.
+    public var source: ManifestSource
     /// The file the manifest came from, for messages.
     public var path: String
 
@@ -20,7 +22,25 @@ public struct Manifest: Equatable, Sendable {
         self.secrets = secrets
         self.selectTags = selectTags
         self.templates = templates
+        self.source = ManifestSource()
         self.path = path
+    }
+}
+
+/// `source: {endpoint, fallback, maxStale}`. Every field is optional; flags and environment
+/// variables win over it.
+public struct ManifestSource: Equatable, Sendable {
+    /// A vsecure server's URL; nil means the local vault.
+    public var endpoint: String?
+    /// Use the offline cache when the server cannot be reached.
+    public var fallback: Bool?
+    /// How old the offline cache may be.
+    public var maxStale: SecretDuration?
+
+    public init(endpoint: String? = nil, fallback: Bool? = nil, maxStale: SecretDuration? = nil) {
+        self.endpoint = endpoint
+        self.fallback = fallback
+        self.maxStale = maxStale
     }
 }
 

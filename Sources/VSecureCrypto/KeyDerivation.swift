@@ -71,6 +71,30 @@ public enum KeyDerivation {
         return out
     }
 
+    /// A 32-byte key for one purpose from a secret of any length (an API key, say): unkeyed
+    /// BLAKE2b over the purpose, a zero byte, then the secret. The input is hashed from where it
+    /// lies and the output stays in locked memory.
+    public static func key(from secret: SecureBytes, purpose: StaticString) -> SecureBytes {
+        Sodium.initialize()
+        let prefix = purpose.utf8CodeUnitCount + 1
+        let input = SecureBytes(count: prefix + secret.count)
+        input.withUnsafeMutableBytes { i in
+            purpose.withUTF8Buffer { i.baseAddress!.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+            i[prefix - 1] = 0
+            secret.withUnsafeBytes { s in
+                if s.count > 0 { (i.baseAddress! + prefix).copyMemory(from: s.baseAddress!, byteCount: s.count) }
+            }
+        }
+        let out = SecureBytes(count: 32)
+        out.withUnsafeMutableBytes { o in
+            input.withUnsafeBytes { i in
+                _ = crypto_generichash(o.baseAddress!.assumingMemoryBound(to: UInt8.self), 32,
+                                       i.baseAddress!.assumingMemoryBound(to: UInt8.self), UInt64(i.count), nil, 0)
+            }
+        }
+        return out
+    }
+
     /// Keyed BLAKE2b of `message`, `length` bytes out.
     public static func keyedHash(_ message: UnsafeRawBufferPointer, key: SecureBytes, length: Int = 32) -> [UInt8] {
         Sodium.initialize()

@@ -101,6 +101,44 @@ public enum PrivateFiles {
         }
     }
 
+    /// Replaces `path` with a 0600 file holding `contents`: written under a temporary name in
+    /// the same directory, then renamed over it, so a reader sees the old file or the new one.
+    /// For caches: a crash may lose the new file, never leave half of it.
+    public static func replaceFile(_ path: String, contents: UnsafeRawBufferPointer) throws(VSecureError) {
+        let staging = path + ".tmp-\(getpid())"
+        _ = unlink(staging)
+        try createFile(staging, contents: contents)
+        guard rename(staging, path) == 0 else {
+            let code = vsecure_errno()
+            _ = unlink(staging)
+            throw ioError("cannot replace", path: path, code: code)
+        }
+    }
+
+    public enum ReadFailure: Error {
+        case missing
+        case refused(String)
+    }
+
+    /// Reads a whole file that only its owner may read (ciphertext, never plaintext): refuses a
+    /// symlink, anything but a regular file, group or world access, and more than `maxBytes`.
+    public static func readPrivateFile(_ path: String, maxBytes: Int) throws(ReadFailure) -> [UInt8] {
+        let fd = vsecure_open_read_nofollow(path)
+        guard fd >= 0 else {
+            if vsecure_errno() == ENOENT { throw .missing }
+            throw .refused(vsecure_errno() == ELOOP ? "it is a symlink" : errnoText())
+        }
+        defer { _ = close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .refused("it is not a regular file") }
+        guard info.st_mode & 0o077 == 0 else { throw .refused("it is accessible by group or others (mode \(octal(info.st_mode & 0o777)))") }
+        guard info.st_size <= maxBytes else { throw .refused("it is larger than \(maxBytes) bytes") }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        let count = bytes.withUnsafeMutableBytes { readFully(fd, into: $0) }
+        guard count == bytes.count else { throw .refused("short read") }
+        return bytes
+    }
+
     /// Creates an empty 0600 file for SQLite to open, refusing symlinks and existing files.
     public static func createEmptyFile(_ path: String) throws(VSecureError) {
         try createFile(path, contents: UnsafeRawBufferPointer(start: nil, count: 0))

@@ -8,16 +8,30 @@ import VSecureCrypto
 /// each name once. Values are written by the source straight into the block (or into a sealed
 /// memfd for file delivery); on any failure the partly built block is released and wiped.
 enum EnvironmentBuilder {
-    static func build(injections: [Injection], inherited: InheritedEnvironment, source: SecretSource) throws(VSecureError) -> EnvironmentBlock {
-        let overridden = Set(injections.map(\.variable.rawValue))
-        let kept = inherited.without(overridden)
+    /// `markers` are public variables the launcher itself sets (VSECURE_STALE=1); a secret
+    /// injected under the same name wins over a marker.
+    static func build(injections: [Injection], inherited: InheritedEnvironment, source: SecretSource,
+                      markers: [(name: String, value: String)] = []) throws(VSecureError) -> EnvironmentBlock {
+        let injected = Set(injections.map(\.variable.rawValue))
+        let markers = markers.filter { !injected.contains($0.name) }
+        let kept = inherited.without(injected.union(markers.map(\.name)))
         var stringBytes = kept.reduce(0) { $0 + $1.length + 1 }
+        for marker in markers { stringBytes += marker.name.utf8.count + 1 + marker.value.utf8.count + 1 }
         for injection in injections {
             let valueLength = injection.delivery == .file ? 24 : injection.valueLength
             stringBytes += injection.variable.rawValue.utf8.count + 1 + valueLength + 1
         }
-        let block = EnvironmentBlock(entries: kept.count + injections.count, stringBytes: stringBytes)
+        let block = EnvironmentBlock(entries: kept.count + markers.count + injections.count, stringBytes: stringBytes)
         for entry in kept { block.appendInherited(entry.pointer) }
+        for marker in markers {
+            try marker.name.withUTF8Bytes { (name: UnsafeRawBufferPointer) throws(VSecureError) in
+                try marker.value.withUTF8Bytes { (value: UnsafeRawBufferPointer) throws(VSecureError) in
+                    try block.append(name: name, valueLength: value.count) { (slot: UnsafeMutableRawBufferPointer) throws(VSecureError) in
+                        slot.copyMemory(from: value)
+                    }
+                }
+            }
+        }
         for injection in injections {
             try injection.variable.rawValue.withUTF8Bytes { (nameRaw: UnsafeRawBufferPointer) throws(VSecureError) in
                 switch injection.delivery {

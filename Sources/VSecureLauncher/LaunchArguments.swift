@@ -15,6 +15,8 @@ public struct LaunchArguments: Equatable, Sendable {
     public var endpoint: String?
     public var caCert: String?
     public var timeout: String?
+    public var fallback = false
+    public var maxStale: String?
     public var allowExpired = false
     public var warnWithin: String?
     public var noOverride = false
@@ -31,9 +33,9 @@ public struct LaunchArguments: Equatable, Sendable {
 
     static let valueOptions: Set<String> = [
         "--env", "--tags", "--only", "--manifest", "--vault", "--key-file", "--passphrase-file",
-        "--warn-within", "--keep", "--allow-override", "--output", "--endpoint", "--cacert", "--timeout",
+        "--warn-within", "--keep", "--allow-override", "--output", "--endpoint", "--cacert", "--timeout", "--max-stale",
     ]
-    static let flags: Set<String> = ["--allow-expired", "--no-override", "--clean-env", "--dry-run", "--help", "-h", "--version"]
+    static let flags: Set<String> = ["--allow-expired", "--no-override", "--clean-env", "--dry-run", "--help", "-h", "--version", "--fallback"]
 
     /// Options come first; the command starts at `--` or at the first argument that is not an
     /// option, and everything after it is passed to the command untouched.
@@ -63,6 +65,7 @@ public struct LaunchArguments: Equatable, Sendable {
                 case "--no-override": result.noOverride = true
                 case "--clean-env": result.cleanEnv = true
                 case "--dry-run": result.dryRun = true
+                case "--fallback": result.fallback = true
                 case "--version": result.version = true
                 default: result.help = true
                 }
@@ -92,6 +95,7 @@ public struct LaunchArguments: Equatable, Sendable {
             case "--endpoint": result.endpoint = value
             case "--cacert": result.caCert = value
             case "--timeout": result.timeout = value
+            case "--max-stale": result.maxStale = value
             case "--warn-within": result.warnWithin = value
             case "--keep": result.keep += splitList(value)
             case "--allow-override": result.allowOverride += splitList(value)
@@ -129,9 +133,13 @@ public struct LaunchArguments: Equatable, Sendable {
           --key-file PATH          key file (default: $VSECURE_KEY_FILE, else ~/.vsecure/vault.key)
           --passphrase-file PATH   passphrase for a passphrase vault (else $VSECURE_PASSPHRASE)
         Server (instead of the local vault):
-          --endpoint URL           a vsecure server (default: $VSECURE_ENDPOINT); the key is $VSECURE_API_KEY
+          --endpoint URL           a vsecure server (default: $VSECURE_ENDPOINT, else the manifest's
+                                   source.endpoint); the API key is $VSECURE_API_KEY
           --cacert FILE            trust this CA for the server (default: $VSECURE_CA_CERT)
           --timeout DURATION       give up on the server after this long, retries included (default: 10s)
+          --fallback               if the server cannot be reached, use the encrypted offline cache of the
+                                   last successful fetch (warns, and sets VSECURE_STALE=1 for the program)
+          --max-stale DURATION     how old that cache may be (default: 24h)
         Expiry:
           --allow-expired          start even if a secret has expired
           --warn-within DURATION   warn about secrets expiring within this (default: 7d)

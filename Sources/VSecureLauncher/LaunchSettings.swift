@@ -21,6 +21,11 @@ struct LaunchSettings {
     var endpoint: String?
     var caFile: String?
     var timeout: SecretDuration
+    /// `--fallback` given (the manifest's `source.fallback` can also turn it on).
+    var fallbackFlag: Bool
+    var maxStaleFlag: SecretDuration?
+    /// Where offline caches live: $VSECURE_CACHE_DIR, else $XDG_CACHE_HOME/vsecure, else ~/.cache/vsecure.
+    var cacheDirectory: String
 
     init(_ options: LaunchArguments) throws(VSecureError) {
         explicitEnvironment = try (options.environment ?? LauncherConsole.string("VSECURE_ENV")).map { (text: String) throws(VSecureError) in
@@ -53,6 +58,11 @@ struct LaunchSettings {
         timeout = try (options.timeout ?? LauncherConsole.string("VSECURE_TIMEOUT")).map { (text: String) throws(VSecureError) in
             try SecretDuration(parsing: text)
         } ?? SecretDuration(seconds: 10)
+        fallbackFlag = options.fallback
+        maxStaleFlag = try options.maxStale.map { (text: String) throws(VSecureError) in try SecretDuration(parsing: text) }
+        cacheDirectory = LauncherConsole.string("VSECURE_CACHE_DIR")
+            ?? LauncherConsole.string("XDG_CACHE_HOME").map { $0 + "/vsecure" }
+            ?? home + "/.cache/vsecure"
         warnWithin = try options.warnWithin.map { (text: String) throws(VSecureError) in try SecretDuration(parsing: text) }
             ?? SecretDuration(seconds: 7 * 86_400)
     }

@@ -4,6 +4,7 @@ import Glibc
 import CLinux
 import VSecureCore
 import VSecureCrypto
+import VSecureRemote
 import VSecureVault
 
 public enum LauncherVersion {
@@ -48,12 +49,17 @@ public enum Launcher {
             : try CommandLookup.resolve(options.command[0], searchPath: LauncherConsole.string("PATH"))
 
         let source: any SecretSource
+        var remote: RemoteLaunchSource?
         let environment: EnvironmentName
-        if let url = settings.endpoint {
+        if let url = settings.endpoint ?? manifest?.source.endpoint {
             guard let chosen = settings.explicitEnvironment ?? manifest?.environment else {
                 throw .usage("a launch from a server needs an environment", hint: "pass --env, set VSECURE_ENV, or write environment: in the manifest")
             }
-            source = RemoteLaunchSource(endpoint: try settings.remoteEndpoint(url))
+            let fallback = settings.fallbackFlag || manifest?.source.fallback == true
+            let maxStale = settings.maxStaleFlag ?? manifest?.source.maxStale ?? SecretDuration(seconds: 86_400)
+            remote = RemoteLaunchSource(endpoint: try settings.remoteEndpoint(url),
+                                        fallback: fallback ? FallbackPolicy(directory: settings.cacheDirectory, maxStaleSeconds: maxStale.seconds) : nil)
+            source = remote!
             environment = chosen
         } else {
             // The source is the only owner of the vault (and so of its data key): closing it wipes the key.
@@ -72,6 +78,10 @@ public enum Launcher {
                          hint: "add a vsecure.yml (see docs/manifest.md), pass --manifest, or select secrets with --tags")
         }
         let fetched = try source.fetch(environment: environment, names: plan.names, tagSelections: plan.tagSelections)
+        if let problem = remote?.cacheProblem { LauncherConsole.warning(problem) }
+        if let stale = remote?.stale {
+            LauncherConsole.warning("\(stale.reason); using the offline cache from \(stale.fetchedAt.iso8601) (\(SecretDuration.approximate(seconds: stale.age)) old); the program gets VSECURE_STALE=1")
+        }
         var resolution = try plan.resolve(fetched)
         let inherited = InheritedEnvironment(clean: options.cleanEnv, keep: Set(options.keep))
         var shadowed: [Injection] = []
@@ -92,7 +102,8 @@ public enum Launcher {
             LauncherConsole.note("optional secret \(secret) not found in \(environment); \(variable) is not set (\(origin))")
         }
 
-        let block = try EnvironmentBuilder.build(injections: resolution.injections, inherited: inherited, source: source)
+        let block = try EnvironmentBuilder.build(injections: resolution.injections, inherited: inherited, source: source,
+                                                 markers: remote?.stale == nil ? [] : [("VSECURE_STALE", "1")])
         source.close()
         guard let commandPath else { exit(0) }
         let arguments = ArgumentVector(options.command)

@@ -26,9 +26,10 @@ public enum ManifestParser {
 }
 
 private enum Keys {
-    static let manifest = ["version", "environment", "secrets", "select", "templates"]
+    static let manifest = ["version", "environment", "secrets", "select", "templates", "source"]
     static let entry = ["name", "as", "optional", "file", "environments"]
     static let select = ["tags"]
+    static let source = ["endpoint", "fallback", "maxStale"]
 }
 
 private struct ManifestReader {
@@ -66,6 +67,8 @@ private struct ManifestReader {
                 manifest.selectTags = try selectTags(value)
             case "templates":
                 manifest.templates = try templates(value)
+            case "source":
+                manifest.source = try source(value)
             default:
                 break  // "version", read above; unknown keys were refused
             }
@@ -175,6 +178,33 @@ private struct ManifestReader {
             if !tags.contains(tag) { tags.append(tag) }
         }
         return tags
+    }
+
+    private func source(_ node: YAMLNode) throws(SourceProblem) -> ManifestSource {
+        let fields = try Fields(node, subject: "'source'", expected: "a mapping",
+                                hint: "write 'source: {endpoint: \"https://vsecure.example.com:8443\", fallback: true}'")
+        try fields.rejectUnknown(allowed: Keys.source, in: "'source'")
+        var source = ManifestSource()
+        for (key, value) in fields.entries {
+            switch key.text {
+            case "endpoint":
+                source.endpoint = try name(value, "'endpoint'", expected: "a URL such as https://vsecure.example.com:8443") { (text: String) throws(VSecureError) -> String in
+                    guard text.hasPrefix("https://") || text.hasPrefix("http://") else {
+                        throw .usage("the endpoint \(Quoted(text)) must start with https:// (or http:// on loopback)")
+                    }
+                    return text
+                }
+            case "fallback":
+                source.fallback = try bool(value, "'fallback'")
+            case "maxStale":
+                source.maxStale = try name(value, "'maxStale'", expected: "a duration such as 24h or 7d") { (text: String) throws(VSecureError) in
+                    try SecretDuration(parsing: text)
+                }
+            default:
+                break  // unknown keys were refused
+            }
+        }
+        return source
     }
 
     private func templates(_ node: YAMLNode) throws(SourceProblem) -> [ManifestTemplate] {

@@ -19,8 +19,10 @@ public enum ProtectedVariables {
     }
 
     /// The launcher's own credentials and test switches: never passed on to the child.
+    /// VSECURE_STALE is here too: only the launch that used the offline cache sets it, so a
+    /// program never inherits a stale marker from its parent.
     public static let launcherOnly: Set<String> = [
         "VSECURE_KEY_FILE", "VSECURE_PASSPHRASE", "VSECURE_PASSPHRASE_FILE", "VSECURE_API_KEY",
-        "VSECURE_TEST_MEMORY_SCAN", "VSECURE_TEST_MEMORY_REPORT",
+        "VSECURE_TEST_MEMORY_SCAN", "VSECURE_TEST_MEMORY_REPORT", "VSECURE_STALE",
     ]
 }

@@ -81,9 +81,12 @@ public final class LocalVaultSource: SecretSource {
 public final class RemoteLaunchSource: SecretSource {
     private let remote: RemoteSource
 
-    public init(endpoint: RemoteEndpoint) { remote = RemoteSource(endpoint: endpoint) }
+    public init(endpoint: RemoteEndpoint, fallback: FallbackPolicy? = nil) { remote = RemoteSource(endpoint: endpoint, fallback: fallback) }
 
-    public var label: String { remote.label }
+    public var label: String { stale == nil ? remote.label : "offline cache of \(remote.label)" }
+    /// Set when the secrets came from the offline cache.
+    public var stale: StaleNotice? { remote.stale }
+    public var cacheProblem: String? { remote.cacheProblem }
 
     public func fetch(environment: EnvironmentName, names: [SecretName], tagSelections: [[Tag]]) throws(VSecureError) -> [FetchedSecret] {
         try remote.fetch(environment: environment, names: names, tagSelections: tagSelections).map {

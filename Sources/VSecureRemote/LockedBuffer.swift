@@ -39,6 +39,15 @@ final class LockedBuffer {
         return true
     }
 
+    /// Lets `body` write exactly `count` bytes at the start of an empty buffer; keeps them only
+    /// when it returns true.
+    func fill(_ count: Int, _ body: (UnsafeMutableRawBufferPointer) -> Bool) -> Bool {
+        precondition(self.count == 0 && count <= storage.count)
+        let written = storage.withUnsafeMutableBytes { body(UnsafeMutableRawBufferPointer(rebasing: $0[0..<count])) }
+        if written { self.count = count }
+        return written
+    }
+
     func withBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
         let used = count
         return try storage.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(E) -> R in

@@ -1,5 +1,28 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import VSecureCore
 import VSecureCrypto
+
+/// `--fallback`: where the offline cache lives and how old it may be.
+public struct FallbackPolicy: Sendable {
+    public var directory: String
+    public var maxStaleSeconds: Int64
+
+    public init(directory: String, maxStaleSeconds: Int64) {
+        self.directory = directory
+        self.maxStaleSeconds = maxStaleSeconds
+    }
+}
+
+/// What the launcher tells the user (and the program, through VSECURE_STALE=1) when the
+/// secrets came from the offline cache.
+public struct StaleNotice: Sendable {
+    public let fetchedAt: Timestamp
+    public let age: Int64
+    /// Why the server could not be used (no values in it).
+    public let reason: String
+}
 
 /// A vsecure server as the launcher's source: exactly one `POST /v1/security/secrets/batch/get`
 /// per launch. The response stays in locked memory; each value is unescaped (or base64-decoded)
@@ -17,12 +40,19 @@ public final class RemoteSource {
     }
 
     private let endpoint: RemoteEndpoint
+    private let fallback: FallbackPolicy?
     private var response: LockedBuffer?
     private var entries: [Entry] = []
     public private(set) var requestCount = 0
+    /// Set when the secrets came from the offline cache instead of the server.
+    public private(set) var stale: StaleNotice?
+    /// Set when the offline cache could not be written after a successful fetch (the launch
+    /// goes on; the caller warns).
+    public private(set) var cacheProblem: String?
 
-    public init(endpoint: RemoteEndpoint) {
+    public init(endpoint: RemoteEndpoint, fallback: FallbackPolicy? = nil) {
         self.endpoint = endpoint
+        self.fallback = fallback
     }
 
     public var label: String { "server \(endpoint.baseURL)" }
@@ -34,16 +64,86 @@ public final class RemoteSource {
             ("tagSelections", .array(tagSelections.map { .array($0.map { .string($0.rawValue) }) })),
             ("allowExpired", .bool(true)),
         ])
+        let body = Array(request.serialized(indent: nil).utf8)
+        let cache = fallback.map { OfflineCache(directory: $0.directory, endpoint: endpoint, request: body) }
         requestCount += 1
-        let reply = try HTTPExchange.perform(endpoint, method: "POST", path: "/v1/security/secrets/batch/get",
-                                             body: Array(request.serialized(indent: nil).utf8))
-        try Self.check(reply, endpoint: endpoint)
+        let reply: HTTPExchange.Response
+        do {
+            reply = try HTTPExchange.perform(endpoint, method: "POST", path: "/v1/security/secrets/batch/get", body: body)
+        } catch {
+            // Only "cannot be reached" falls back; libcurl errors all arrive as remoteUnreachable.
+            guard let cache, let fallback, error.status == .remoteUnreachable else { throw error }
+            return try fromCache(cache, fallback, because: error, names: names)
+        }
+        do {
+            try Self.check(reply, endpoint: endpoint)
+        } catch {
+            // A server that answers 5xx (after the retries) is down for this purpose; a 4xx,
+            // 401 and 403 above all, is an answer and never falls back.
+            guard let cache, let fallback, (500...599).contains(reply.status) else { throw error }
+            return try fromCache(cache, fallback, because: error, names: names)
+        }
+        let decoded = try reply.body.withBytes { (bytes) throws(VSecureError) -> [Entry] in try Self.decode(bytes) }
         response = reply.body
+        entries = decoded
+        if let cache {
+            do {
+                try cache.store(reply.body, fetchedAt: Int64(time(nil)))
+            } catch {
+                cacheProblem = "the offline cache was not updated: \(error.message)"
+            }
+        }
+        return slots(for: names)
+    }
+
+    private func slots(for names: [SecretName]) -> [(name: SecretName, version: Int, expiresAt: Timestamp?, valueLength: Int, selectedByTags: Bool, slot: Int)] {
         let requested = Set(names)
-        entries = try reply.body.withBytes { (bytes) throws(VSecureError) -> [Entry] in try Self.decode(bytes) }
         return entries.enumerated().map { slot, entry in
             (entry.name, entry.version, entry.expiresAt, entry.length, !requested.contains(entry.name), slot)
         }
+    }
+
+    /// The server could not be reached: the offline cache, if it is there, opens with this API
+    /// key, and is young enough.
+    private func fromCache(_ cache: OfflineCache, _ fallback: FallbackPolicy, because failure: VSecureError,
+                           names: [SecretName]) throws(VSecureError) -> [(name: SecretName, version: Int, expiresAt: Timestamp?, valueLength: Int, selectedByTags: Bool, slot: Int)] {
+        func refuse(_ reason: String, hint: String) -> VSecureError {
+            var error = failure
+            error.message += "; the offline cache cannot stand in: \(reason)"
+            error.hints.append(hint)
+            return error
+        }
+        let loaded: (body: LockedBuffer, fetchedAt: Int64)
+        do {
+            loaded = try cache.load(limit: endpoint.maxResponseBytes)
+        } catch {
+            switch error {
+            case .missing:
+                throw refuse("there is none yet for this server, environment and manifest",
+                             hint: "the cache is written after a successful fetch made with --fallback (or source.fallback: true)")
+            case .unreadable(let reason):
+                throw refuse("\(Quoted(cache.path)) is unusable (\(reason))", hint: "remove it; the next successful fetch writes a new one")
+            case .wrongKeyOrDamaged:
+                throw refuse("\(Quoted(cache.path)) does not open with this API key (rotated?) or is damaged",
+                             hint: "the next successful fetch with this key writes a new one")
+            }
+        }
+        let now = Int64(time(nil))
+        let age = max(0, now - loaded.fetchedAt)
+        guard age <= fallback.maxStaleSeconds else {
+            throw refuse("it is \(SecretDuration.approximate(seconds: age)) old, older than the allowed \(SecretDuration.approximate(seconds: fallback.maxStaleSeconds))",
+                         hint: "--max-stale DURATION (or source.maxStale) allows an older cache")
+        }
+        let decoded: [Entry]
+        do {
+            decoded = try loaded.body.withBytes { (bytes) throws(VSecureError) -> [Entry] in try Self.decode(bytes) }
+        } catch {
+            throw refuse("\(Quoted(cache.path)) does not hold a batch response", hint: "remove it; the next successful fetch writes a new one")
+        }
+        response = loaded.body
+        entries = decoded
+        stale = StaleNotice(fetchedAt: Timestamp(secondsSinceEpoch: loaded.fetchedAt), age: age, reason: failure.message)
+        return slots(for: names)
     }
 
     public func writeValue(slot: Int, into destination: UnsafeMutableRawBufferPointer) throws(VSecureError) {

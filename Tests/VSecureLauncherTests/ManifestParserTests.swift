@@ -62,7 +62,7 @@ private let rejections: [ManifestRejection] = [
     ManifestRejection("version: [1]\n", "vsecure.yml:1:10: 'version' must be the number 1, found a list"),
 
     // Keys of every mapping
-    ManifestRejection("version: 1\nsecret: [A]\n", "vsecure.yml:2:1: unknown key 'secret' in the manifest; the keys are: version, environment, secrets, select, templates"),
+    ManifestRejection("version: 1\nsecret: [A]\n", "vsecure.yml:2:1: unknown key 'secret' in the manifest; the keys are: version, environment, secrets, select, templates, source"),
     ManifestRejection("version: 1\nsecrets: [A]\nsecrets: [B]\n", "vsecure.yml:3:1: duplicate key 'secrets' in the manifest (first at line 2)"),
     ManifestRejection("version: 1\n\"version\": 1\n", "vsecure.yml:2:1: duplicate key 'version' in the manifest (first at line 1)"),
     ManifestRejection("version: 1\n? [a]\n: b\n", "vsecure.yml:2:3: a key in the manifest must be a name, found a list"),
@@ -71,6 +71,15 @@ private let rejections: [ManifestRejection] = [
                       "vsecure.yml:4:5: unknown key 'optinal' in a 'secrets' entry; the keys are: name, as, optional, file, environments"),
     ManifestRejection("version: 1\nsecrets:\n  - name: A\n    name: B\n", "vsecure.yml:4:5: duplicate key 'name' in a 'secrets' entry (first at line 3)"),
     ManifestRejection("version: 1\nselect:\n  tag: [api]\n", "vsecure.yml:3:3: unknown key 'tag' in 'select'; the keys are: tags"),
+    // source
+    ManifestRejection("version: 1\nsource:\n  fallbak: true\n",
+                      "vsecure.yml:3:3: unknown key 'fallbak' in 'source'; the keys are: endpoint, fallback, maxStale"),
+    ManifestRejection("version: 1\nsource: https://x\n", "vsecure.yml:2:9: 'source' must be a mapping"),
+    ManifestRejection("version: 1\nsource:\n  endpoint: ftp://vault.example\n",
+                      "vsecure.yml:3:13: the endpoint 'ftp://vault.example' must start with https:// (or http:// on loopback)"),
+    ManifestRejection("version: 1\nsource:\n  fallback: yes\n", "vsecure.yml:3:13: 'fallback' must be true or false"),
+    ManifestRejection("version: 1\nsource:\n  maxStale: 1 day\n", "vsecure.yml:3:13:"),
+    ManifestRejection("version: 1\nsource:\n  maxStale: []\n", "vsecure.yml:3:13: 'maxStale' must be a duration such as 24h or 7d"),
     ManifestRejection("version: 1\nsecrets:\n  - name: A\n    environments:\n      production: B\n      production: C\n",
                       "vsecure.yml:6:7: duplicate key 'production' in 'environments' (first at line 5)"),
     ManifestRejection("version: 1\ntemplates:\n  DSN: \"${A}\"\n  DSN: \"${B}\"\n", "vsecure.yml:4:3: duplicate key 'DSN' in 'templates' (first at line 3)"),
@@ -241,6 +250,14 @@ private let acceptances: [ManifestAcceptance] = [
     ManifestAcceptance(name: "empty collections", yaml: "version: 1\nsecrets: []\nselect: {}\ntemplates: {}\n",
                        manifest: Manifest(path: "vsecure.yml")),
     ManifestAcceptance(name: "select without tags", yaml: "version: 1\nselect: {tags: []}\n", manifest: Manifest(path: "vsecure.yml")),
+    ManifestAcceptance(name: "source", yaml: "version: 1\nsource:\n  endpoint: https://vsecure.internal:8443\n  fallback: true\n  maxStale: 1h30m\n",
+                       manifest: {
+                           var manifest = Manifest(path: "vsecure.yml")
+                           manifest.source = ManifestSource(endpoint: "https://vsecure.internal:8443", fallback: true,
+                                                            maxStale: SecretDuration(seconds: 5_400))
+                           return manifest
+                       }()),
+    ManifestAcceptance(name: "empty source", yaml: "version: 1\nsource: {}\n", manifest: Manifest(path: "vsecure.yml")),
 ]
 
 @Suite struct ManifestParserTests {
@@ -268,7 +285,7 @@ private let acceptances: [ManifestAcceptance] = [
         let manifest = try ManifestParser.parse(Array("version: 1\n".utf8), path: "config/app.yml")
         #expect(manifest.path == "config/app.yml")
         #expect(throws: VSecureError(.manifest, "config/app.yml:2:1: unknown key 'x' in the manifest; the keys are: "
-                                     + "version, environment, secrets, select, templates")) {
+                                     + "version, environment, secrets, select, templates, source")) {
             try ManifestParser.parse(Array("version: 1\nx: 1\n".utf8), path: "config/app.yml")
         }
     }

@@ -158,7 +158,9 @@ struct LivePKI {
     let serverCertificate: String
     let serverKey: String
 
-    init(in directory: TemporaryDirectory) throws {
+    /// `subjectAltName`: the names the server certificate is valid for (a test of host-name
+    /// checking gives it a name the client does not connect to).
+    init(in directory: TemporaryDirectory, subjectAltName: String = "IP:127.0.0.1, DNS:localhost") throws {
         let dir = directory.file("pki")
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         caCertificate = dir + "/ca.pem"
@@ -168,7 +170,7 @@ struct LivePKI {
             basicConstraints = critical, CA:FALSE
             keyUsage = critical, digitalSignature, keyEncipherment
             extendedKeyUsage = serverAuth
-            subjectAltName = IP:127.0.0.1, DNS:localhost
+            subjectAltName = \(subjectAltName)
 
             """)
         let steps: [[String]] = [
