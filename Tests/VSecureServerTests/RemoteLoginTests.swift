@@ -58,8 +58,10 @@ struct RemoteLoginTests {
         // config:show names sources and never prints the key.
         let show = try setup.run(["config:show"])
         #expect(show.status == 0, "\(show)")
-        #expect(show.stdoutText.contains("endpoint  \(setup.server.baseURL)  \(config)"), "\(show)")
-        #expect(show.stdoutText.contains("apiKey    stored for \(setup.server.baseURL)  \(credentials)"), "\(show)")
+        let lines = show.stdoutText.split(separator: "\n").map { $0.split(separator: " ").joined(separator: " ") }
+        #expect(lines.contains("endpoint \(setup.server.baseURL) \(config)"), "\(show)")
+        #expect(lines.contains("apiKey stored for \(setup.server.baseURL) \(credentials)"), "\(show)")
+        #expect(lines.contains("caCert - not set"), "\(show)")
         #expect(!show.stdoutText.contains(setup.live.adminToken))
         let json = try setup.run(["config:show", "--output", "json"], env: ["VSECURE_API_KEY": setup.live.adminToken, "VSECURE_TIMEOUT": "5s"])
         #expect(json.status == 0 && !json.stdoutText.contains(setup.live.adminToken), "\(json)")

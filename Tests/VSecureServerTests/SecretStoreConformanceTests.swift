@@ -62,7 +62,9 @@ struct SecretStoreConformanceTests {
 
     @Test("environments: the default and the configured list", arguments: Backend.allCases)
     func environments(_ backend: Backend) throws {
-        let store = try Self.make(backend).store
+        let fixture = try Self.make(backend)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = fixture.store
         let environments = try store.environments()
         #expect(environments.defaultEnvironment.rawValue == "development")
         #expect(environments.names.map(\.rawValue) == ["development", "staging", "production"])
@@ -71,7 +73,9 @@ struct SecretStoreConformanceTests {
 
     @Test("create and get: any bytes round-trip; the environment comes from a tag", arguments: Backend.allCases)
     func createAndGet(_ backend: Backend) throws {
-        let store = try Self.make(backend).store
+        let fixture = try Self.make(backend)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = fixture.store
         let value: [UInt8] = [0x00, 0xFF, 0x0A, 0x22, 0x5C, 0x41, 0xC3, 0x28] + Array("tail ✓".utf8)
         let created = try store.create(NewSecret(name: Self.name("BINARY"), environment: nil, value: Self.secure(value),
                                                  attributes: SecretAttributes(tags: [Self.tag("production"), Self.tag("api")],
@@ -99,7 +103,9 @@ struct SecretStoreConformanceTests {
 
     @Test("update: new versions, attribute-only changes, compare-and-set", arguments: Backend.allCases)
     func update(_ backend: Backend) throws {
-        let store = try Self.make(backend).store
+        let fixture = try Self.make(backend)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = fixture.store
         let name = try Self.name("ROTATED")
         _ = try store.create(NewSecret(name: name, environment: nil, value: Self.secure(Array("one".utf8)), attributes: SecretAttributes()))
         let second = try store.update(environment: nil, name: name, value: Self.secure(Array("two".utf8)), change: AttributeChange(), ifVersion: 1)
@@ -128,7 +134,9 @@ struct SecretStoreConformanceTests {
 
     @Test("versions and rollback keep history", arguments: Backend.allCases)
     func history(_ backend: Backend) throws {
-        let store = try Self.make(backend).store
+        let fixture = try Self.make(backend)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = fixture.store
         let name = try Self.name("HISTORY")
         _ = try store.create(NewSecret(name: name, environment: Self.staging, value: Self.secure(Array("a".utf8)), attributes: SecretAttributes()))
         _ = try store.update(environment: Self.staging, name: name, value: Self.secure(Array("bb".utf8)), change: AttributeChange(), ifVersion: nil)
@@ -149,7 +157,9 @@ struct SecretStoreConformanceTests {
 
     @Test("list filters by environment, tags, search and expiry", arguments: Backend.allCases)
     func list(_ backend: Backend) throws {
-        let store = try Self.make(backend).store
+        let fixture = try Self.make(backend)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = fixture.store
         let now = Int64(Date().timeIntervalSince1970)
         let rows: [(String, EnvironmentName, [String])] = [("ALPHA", Self.production, ["api"]), ("BETA", Self.production, ["api", "db"]),
                                                             ("GAMMA", Self.staging, ["db"]), ("SOON", Self.production, [])]
@@ -178,7 +188,9 @@ struct SecretStoreConformanceTests {
 
     @Test("delete hides a secret, purge destroys it, create revives it", arguments: Backend.allCases)
     func delete(_ backend: Backend) throws {
-        let store = try Self.make(backend).store
+        let fixture = try Self.make(backend)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = fixture.store
         let name = try Self.name("GONE")
         _ = try store.create(NewSecret(name: name, environment: nil, value: Self.secure([7]), attributes: SecretAttributes()))
         #expect(try store.delete(environment: nil, name: name, purge: false).rawValue == "development")
@@ -193,7 +205,9 @@ struct SecretStoreConformanceTests {
 
     @Test("upsert: created, updated, unchanged; tags are added; all or nothing", arguments: Backend.allCases)
     func upsert(_ backend: Backend) throws {
-        let store = try Self.make(backend).store
+        let fixture = try Self.make(backend)
+        defer { withExtendedLifetime(fixture) {} }
+        let store = fixture.store
         _ = try store.create(NewSecret(name: Self.name("KEEP"), environment: Self.staging, value: Self.secure(Array("same".utf8)),
                                        attributes: SecretAttributes(tags: [Self.tag("old")])))
         _ = try store.create(NewSecret(name: Self.name("CHANGE"), environment: Self.staging, value: Self.secure(Array("before".utf8)),
