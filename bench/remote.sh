@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# Remote launch benchmark (issue 5). One release `vsecure-server` on 127.0.0.1 (plain HTTP, so
+# both sides pay the same transport) holding N secrets of 40 characters, and in the same
+# hyperfine run:
+#   1. curl -s fetching the same batch (POST /v1/security/secrets/batch/get, the request the
+#      launcher sends) into /dev/null: the floor for one authenticated fetch;
+#   2. vsecure-run --endpoint … -- /bin/true: load libcurl, fetch, decode into the locked
+#      environment block, exec.
+# Prints the medians and the ratio. Target (issue 5): at most 1.0x curl at N=100.
+# Usage: bench/remote.sh [--runs 100] [--secrets 100] [--bin DIR]
+#   --bin: a directory holding built vsecure-run and vsecure-server (default: builds release
+#          binaries with scripts/release-flags.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+runs=100
+count=100
+bin=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --runs) runs="$2"; shift 2 ;;
+        --secrets) count="$2"; shift 2 ;;
+        --bin) bin="$2"; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+        *) echo "remote.sh: error: unknown option $1" >&2; exit 2 ;;
+    esac
+done
+for tool in hyperfine curl python3; do
+    command -v "$tool" >/dev/null || { echo "remote.sh: error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
+done
+if [ -z "$bin" ]; then
+    mapfile -t release_flags < <(scripts/release-flags.sh)
+    swift build -c release "${release_flags[@]}" --product vsecure-run >&2
+    swift build -c release "${release_flags[@]}" --product vsecure-server >&2
+    bin="$(swift build -c release "${release_flags[@]}" --show-bin-path)"
+fi
+for tool in vsecure-run vsecure-server; do
+    [ -x "$bin/$tool" ] || { echo "remote.sh: error: no $tool in $bin" >&2; exit 1; }
+done
+
+work="$(mktemp -d)"
+server_pid=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+token="$("$bin/vsecure-server" init --data "$work/data" 2>/dev/null)"
+printf 'Authorization: Bearer %s\n' "$token" > "$work/auth"
+port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+# --log-level warning: no line per request, so the server's logging is not what is measured.
+"$bin/vsecure-server" serve --data "$work/data" --listen "127.0.0.1:$port" --insecure-http \
+    --rate-limit 100000000 --log-level warning > "$work/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 300); do
+    grep -q 'vsecure-server: serving' "$work/server.log" 2>/dev/null && break
+    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; echo "remote.sh: error: the server did not start" >&2; exit 1; }
+    sleep 0.1
+done
+grep -q 'vsecure-server: serving' "$work/server.log" || { echo "remote.sh: error: the server did not start in 30 s" >&2; exit 1; }
+base="http://127.0.0.1:$port"
+
+# N secrets in one all-or-nothing upsert, and the manifest naming them.
+python3 - "$count" > "$work/upsert.json" <<'PY'
+import json, secrets, string, sys
+alphabet = string.ascii_letters + string.digits
+n = int(sys.argv[1])
+print(json.dumps({"environment": "production", "secrets": [
+    {"name": "S%06d" % i, "value": "".join(secrets.choice(alphabet) for _ in range(40))} for i in range(n)]}))
+PY
+curl -q -sS --noproxy '*' --fail-with-body -X POST -H "@$work/auth" -H 'Content-Type: application/json' \
+    --data-binary "@$work/upsert.json" "$base/v1/security/secrets/batch/upsert" > /dev/null
+{ echo "version: 1"; echo "environment: production"; echo "secrets:"; for ((i = 0; i < count; i++)); do printf '  - S%06d\n' "$i"; done; } > "$work/vsecure.yml"
+# The same request body the launcher sends.
+python3 - "$count" > "$work/batch.json" <<'PY'
+import json, sys
+n = int(sys.argv[1])
+print(json.dumps({"environment": "production", "names": ["S%06d" % i for i in range(n)], "tagSelections": [], "allowExpired": True},
+                 separators=(",", ":")))
+PY
+
+# Both answers checked once before measuring.
+[ "$(curl -q -sS --noproxy '*' -X POST -H "@$work/auth" -H 'Content-Type: application/json' --data-binary "@$work/batch.json" \
+    "$base/v1/security/secrets/batch/get" | grep -o '"value":"' | wc -l)" -eq "$count" ] \
+    || { echo "remote.sh: error: the batch did not return $count values" >&2; exit 1; }
+export VSECURE_API_KEY="$token"
+"$bin/vsecure-run" --endpoint "$base" --manifest "$work/vsecure.yml" -- /bin/sh -c "[ -n \"\$S000000\" ]" \
+    || { echo "remote.sh: error: the launch did not deliver the secrets" >&2; exit 1; }
+
+hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/h.json" \
+    "curl -q -s --noproxy * -o /dev/null -X POST -H @$work/auth -H Content-Type:application/json --data-binary @$work/batch.json $base/v1/security/secrets/batch/get" \
+    "$bin/vsecure-run --endpoint $base --manifest $work/vsecure.yml -- /bin/true" >/dev/null
+
+python3 - "$work/h.json" "$count" <<'PY'
+import json, sys
+results = json.load(open(sys.argv[1]))["results"]
+curl, launch = (r["median"] * 1000 for r in results)
+print(f"\nN={sys.argv[2]} secrets from a loopback server (medians of {len(results[0]['times'])} runs)")
+print(f"{'curl -s (fetch only)':<28} {curl:8.3f} ms")
+print(f"{'vsecure-run … -- /bin/true':<28} {launch:8.3f} ms")
+print(f"{'ratio':<28} {launch / curl:8.2f}   (target <= 1.0)")
+PY
