@@ -235,24 +235,30 @@ private struct ManifestReader {
     /// Every variable of the child has exactly one source in the manifest. (Conflicts with
     /// sources outside the manifest, such as `select.tags`, are found when it is resolved.)
     private func requireOneSourcePerVariable(_ manifest: Manifest) throws(SourceProblem) {
-        var sources: [VariableName: (description: String, location: SourceLocation)] = [:]
-        func claim(_ variable: VariableName, by description: String, at location: SourceLocation, hint: String) throws(SourceProblem) {
-            if let first = sources[variable] {
-                throw SourceProblem(location, "variable \(Quoted(variable.rawValue)) has two sources: \(first.description) at "
-                                    + "\(first.location) and \(description) at \(location)", hint: hint)
+        // Sources are numbered: secrets first, then templates. The descriptions are only built
+        // for the error, so a valid manifest costs one dictionary insert per variable.
+        func describe(_ index: Int) -> (text: String, location: SourceLocation) {
+            if index < manifest.secrets.count {
+                let entry = manifest.secrets[index]
+                let text = entry.variable == nil
+                    ? "secret \(Quoted(entry.name.rawValue))"
+                    : "secret \(Quoted(entry.name.rawValue)) (as \(Quoted(entry.variableName.rawValue)))"
+                return (text, entry.location)
             }
-            sources[variable] = (description, location)
+            let template = manifest.templates[index - manifest.secrets.count]
+            return ("template \(Quoted(template.variable.rawValue))", template.location)
         }
-        for entry in manifest.secrets {
-            let description = entry.variable == nil
-                ? "secret \(Quoted(entry.name.rawValue))"
-                : "secret \(Quoted(entry.name.rawValue)) (as \(Quoted(entry.variableName.rawValue)))"
-            try claim(entry.variableName, by: description, at: entry.location,
-                      hint: "list each secret once, or give one of them another variable name with 'as:'")
-        }
-        for template in manifest.templates {
-            try claim(template.variable, by: "template \(Quoted(template.variable.rawValue))", at: template.location,
-                      hint: "rename the template, or give the secret another variable name with 'as:'")
+        var sources: [VariableName: Int] = [:]
+        sources.reserveCapacity(manifest.secrets.count + manifest.templates.count)
+        let variables = manifest.secrets.map(\.variableName) + manifest.templates.map(\.variable)
+        for (index, variable) in variables.enumerated() {
+            guard let first = sources.updateValue(index, forKey: variable) else { continue }
+            let (firstText, firstLocation) = describe(first)
+            let (text, location) = describe(index)
+            throw SourceProblem(location, "variable \(Quoted(variable.rawValue)) has two sources: \(firstText) at \(firstLocation) and \(text) at \(location)",
+                                hint: index < manifest.secrets.count
+                                    ? "list each secret once, or give one of them another variable name with 'as:'"
+                                    : "rename the template, or give the secret another variable name with 'as:'")
         }
     }
 
