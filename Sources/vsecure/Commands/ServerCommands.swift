@@ -42,7 +42,7 @@ struct Login: ParsableCommand {
         var config = try ClientConfig.load()
         let timeout = RemoteSettings.setting(.timeout, flag: nil, flagName: "", config: config)?.value
         let remote = try RemoteSettings.endpoint(url: url, apiKey: key, caCert: caCert ?? ProcessEnvironment.string("VSECURE_CA_CERT"),
-                                                 timeout: timeout)
+                                                 timeout: timeout, warn: Console.warning)
         let access = try RemoteStore(endpoint: remote).verifyKey()
         config.values[.endpoint] = url
         if let caCert { config.values[.caCert] = caCert }
