@@ -12,6 +12,7 @@ let package = Package(
         .executable(name: "vsecure-server", targets: ["vsecure-server"]),
         .library(name: "VSecureCore", targets: ["VSecureCore"]),
         .library(name: "VSecureVault", targets: ["VSecureVault"]),
+        .library(name: "VSecureClient", targets: ["VSecureClient"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -38,6 +39,9 @@ let package = Package(
         // path nothing; it needs only curl's headers to build.
         .target(name: "CCurlLoader"),
         .target(name: "VSecureRemote", dependencies: ["CCurlLoader", "VSecureStore", "VSecureCrypto", "VSecureCore"]),
+        // The Swift SDK: an async facade over RemoteStore, and a TTL cache. Not linked into the
+        // launcher, so it may use Dispatch.
+        .target(name: "VSecureClient", dependencies: ["VSecureRemote", "VSecureStore", "VSecureCrypto", "VSecureCore"]),
         .target(name: "VSecureLauncher", dependencies: ["CYAML", "CLinux", "VSecureVault", "VSecureRemote", "VSecureCrypto", "VSecureCore"]),
 
         .executableTarget(
@@ -85,6 +89,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "EndToEndTests", dependencies: ["TestSupport"]),
+        .testTarget(name: "VSecureClientTests", dependencies: ["VSecureClient", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,0 +1,102 @@
+/// Secret values kept for a while, so a program can ask for a secret on every request without
+/// asking the server each time.
+///
+/// - Within `ttl` of a successful fetch, `value(for:)` answers from memory, without a request.
+/// - After it, the next call fetches again; callers asking for the same secret meanwhile wait
+///   for that one request instead of sending their own.
+/// - If that fetch fails because the server cannot be reached (`.unreachable`: connection
+///   refused, timeout, TLS failure, 5xx, rate limit) and `serveStaleOnError` is on, the last
+///   value is returned while it is younger than `maxStale` (nil: any age); the next call tries
+///   the server again. Otherwise the error is thrown. An answer from the server is never
+///   overridden: `.notFound`, `.accessDenied` and `.expired` are thrown and drop the cached
+///   value, stale or not, so a deleted secret or a revoked key stops working at once.
+///
+/// Values stay in locked memory. `invalidate(_:)` and `clear()` drop them; the memory is zeroed
+/// when the last `SecretValue` that shares it is released (including any you still hold).
+public actor SecretCache {
+    public let client: VSecureClient
+    public let ttl: Duration
+    public let serveStaleOnError: Bool
+    public let maxStale: Duration?
+
+    private struct Key: Hashable {
+        var name: String
+        var environment: String?
+    }
+
+    private struct Entry {
+        var value: SecretValue
+        var fetchedAt: ContinuousClock.Instant
+    }
+
+    private let clock = ContinuousClock()
+    private var entries: [Key: Entry] = [:]
+    private var inFlight: [Key: Task<Result<SecretValue, VSecureClientError>, Never>] = [:]
+    /// Bumped by `invalidate` and `clear`, so a fetch that was running then does not put back
+    /// what was just dropped.
+    private var generation = 0
+
+    public init(client: VSecureClient, ttl: Duration, serveStaleOnError: Bool = false, maxStale: Duration? = nil) {
+        self.client = client
+        self.ttl = ttl
+        self.serveStaleOnError = serveStaleOnError
+        self.maxStale = maxStale
+    }
+
+    /// The current value of `name`: from memory within the TTL, else from the server.
+    public func value(for name: String, environment: String? = nil) async throws(VSecureClientError) -> SecretValue {
+        let key = Key(name: name, environment: environment)
+        if let entry = entries[key], clock.now - entry.fetchedAt < ttl { return entry.value }
+        let task: Task<Result<SecretValue, VSecureClientError>, Never>
+        if let running = inFlight[key] {
+            task = running
+        } else {
+            let generation = self.generation
+            task = Task { await self.refresh(key, generation: generation) }
+            inFlight[key] = task
+        }
+        return try await task.value.get()
+    }
+
+    /// Forgets one secret's value; the next call fetches it.
+    public func invalidate(_ name: String, environment: String? = nil) {
+        let key = Key(name: name, environment: environment)
+        entries[key] = nil
+        inFlight[key] = nil
+        generation += 1
+    }
+
+    /// Forgets every value.
+    public func clear() {
+        entries.removeAll()
+        inFlight.removeAll()
+        generation += 1
+    }
+
+    /// How many values are held.
+    public var count: Int { entries.count }
+
+    private func refresh(_ key: Key, generation: Int) async -> Result<SecretValue, VSecureClientError> {
+        let result: Result<SecretValue, VSecureClientError>
+        do {
+            result = .success(try await client.secrets.get(key.name, environment: key.environment))
+        } catch {
+            result = .failure(error)
+        }
+        let current = generation == self.generation
+        if current { inFlight[key] = nil }
+        switch result {
+        case .success(let value):
+            if current { entries[key] = Entry(value: value, fetchedAt: clock.now) }
+            return result
+        case .failure(let error) where error.kind == .unreachable:
+            if serveStaleOnError, current, let entry = entries[key], maxStale.map({ clock.now - entry.fetchedAt <= $0 }) ?? true {
+                return .success(entry.value)
+            }
+            return result
+        case .failure:
+            if current { entries[key] = nil }
+            return result
+        }
+    }
+}
