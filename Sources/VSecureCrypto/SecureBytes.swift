@@ -60,3 +60,17 @@ extension SecureBytes: CustomStringConvertible, CustomDebugStringConvertible {
     public var description: String { "SecureBytes(\(count) bytes, <redacted>)" }
     public var debugDescription: String { description }
 }
+
+extension SecureBytes {
+    /// `count` characters, each drawn uniformly and independently from `alphabet` with
+    /// `randombytes_uniform` (no modulo bias). The value exists only in this locked buffer.
+    public static func randomCharacters(count: Int, alphabet: [UInt8]) -> SecureBytes {
+        precondition(!alphabet.isEmpty && alphabet.count <= Int(UInt32.max), "an alphabet needs at least one character")
+        let bytes = SecureBytes(count: count)
+        let size = UInt32(alphabet.count)
+        bytes.withUnsafeMutableBytes { raw in
+            for index in 0..<count { raw[index] = alphabet[Int(Sodium.randomUniform(size))] }
+        }
+        return bytes
+    }
+}
