@@ -6,6 +6,11 @@ import VSecureCore
 final class SQLiteDatabase {
     private(set) var handle: OpaquePointer?
     let path: String
+    /// Compiled statements not in use, by SQL text. Compiling a small query costs more than
+    /// running it, so `prepare` hands these out again (reset, bindings cleared) instead.
+    private var idleStatements: [String: OpaquePointer] = [:]
+    /// Bounds the cache for SQL built at run time (list filters, tag selections).
+    static let statementCacheLimit = 64
 
     /// `readOnly` opens a connection that never writes the database: it does not checkpoint or
     /// delete the WAL when it closes, so the `-wal` and `-shm` files it finds (or creates once)
@@ -34,7 +39,10 @@ final class SQLiteDatabase {
         }
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    deinit {
+        for statement in idleStatements.values { sqlite3_finalize(statement) }
+        sqlite3_close_v2(handle)
+    }
 
     func execute(_ sql: String) throws(VSecureError) {
         var message: UnsafeMutablePointer<CChar>?
@@ -43,13 +51,36 @@ final class SQLiteDatabase {
         guard rc == SQLITE_OK else { throw Self.error(rc, db: handle, path: path, context: "vault query failed") }
     }
 
+    /// A statement for `sql`: a cached one when an idle one exists, else newly compiled. When
+    /// the returned object is released, the statement is reset and becomes idle again, so two
+    /// statements of the same SQL in use at once are simply two compiled statements.
     func prepare(_ sql: String) throws(VSecureError) -> SQLiteStatement {
+        if let idle = idleStatements.removeValue(forKey: sql) {
+            return SQLiteStatement(idle, sql: sql, database: self)
+        }
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard rc == SQLITE_OK, let statement else {
             throw Self.error(rc, db: handle, path: path, context: "vault query failed")
         }
-        return SQLiteStatement(statement, database: self)
+        return SQLiteStatement(statement, sql: sql, database: self)
+    }
+
+    /// Called when a statement object is released: reset (which ends its read, if it was still
+    /// stepping) and clear its bindings, then keep it for the next `prepare` of the same SQL.
+    fileprivate func recycle(_ statement: OpaquePointer, sql: String) {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
+        if idleStatements[sql] == nil && idleStatements.count < Self.statementCacheLimit {
+            idleStatements[sql] = statement
+        } else {
+            sqlite3_finalize(statement)
+        }
+    }
+
+    /// Runs one statement through the cache (for BEGIN, COMMIT and the like).
+    private func run(_ sql: String) throws(VSecureError) {
+        try prepare(sql).run()
     }
 
     private var transactionDepth = 0
@@ -59,13 +90,13 @@ final class SQLiteDatabase {
     /// Nested calls become savepoints, so a batch of operations commits or fails as one.
     func transaction<T>(immediate: Bool, _ body: () throws(VSecureError) -> T) throws(VSecureError) -> T {
         let nested = transactionDepth > 0
-        try execute(nested ? "SAVEPOINT nested" : (immediate ? "BEGIN IMMEDIATE" : "BEGIN"))
+        try run(nested ? "SAVEPOINT nested" : (immediate ? "BEGIN IMMEDIATE" : "BEGIN"))
         transactionDepth += 1
         defer { transactionDepth -= 1 }
         let result: T
         do {
             result = try body()
-            try execute(nested ? "RELEASE nested" : "COMMIT")
+            try run(nested ? "RELEASE nested" : "COMMIT")
         } catch {
             _ = sqlite3_exec(handle, nested ? "ROLLBACK TO nested; RELEASE nested" : "ROLLBACK", nil, nil, nil)
             if !nested { checkpointAfterCommit = false }
@@ -127,14 +158,16 @@ final class SQLiteDatabase {
 
 final class SQLiteStatement {
     private let statement: OpaquePointer
+    private let sql: String
     private let database: SQLiteDatabase
 
-    init(_ statement: OpaquePointer, database: SQLiteDatabase) {
+    init(_ statement: OpaquePointer, sql: String, database: SQLiteDatabase) {
         self.statement = statement
+        self.sql = sql
         self.database = database
     }
 
-    deinit { sqlite3_finalize(statement) }
+    deinit { database.recycle(statement, sql: sql) }
 
     @discardableResult
     func bind(_ index: Int32, _ text: String?) -> SQLiteStatement {
