@@ -134,6 +134,7 @@ struct Serve: AsyncParsableCommand {
             guard let bytes = Int(text), bytes >= 1024 else { throw VSecureError.usage("the body limit must be at least 1024 bytes") }
             configuration.limits.maxBodyBytes = bytes
         }
+        LoggingSystem.bootstrap { label in ServerLogHandler(label: label) }
         var logger = Logger(label: "vsecure-server")
         let levelText = setting(logLevel, "LOG_LEVEL", "logLevel") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else { throw VSecureError.usage("unknown log level \(Quoted(levelText))") }
