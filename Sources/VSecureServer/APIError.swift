@@ -74,10 +74,10 @@ public struct APIError: Error, Sendable {
             ("code", .string(code.rawValue)),
             ("message", .string(message)),
             ("details", .object(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
-        ]))]).serialized(indent: nil)
+        ]))])
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: code.status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: body)))
+        return Response(status: code.status, headers: fields, body: .init(byteBuffer: ResponseJSON.body(body)))
     }
 }
 

@@ -50,7 +50,7 @@ struct APIKeyRoutes {
         var environments: [EnvironmentName]?
         if let list = try body.strings("environments") {
             var parsed: [EnvironmentName] = []
-            for text in list { parsed.append(try await service.environment(text)) }
+            for text in list { parsed.append(try service.environment(text)) }
             environments = parsed
         }
         if let allowed = caller.environments {

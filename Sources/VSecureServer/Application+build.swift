@@ -70,11 +70,16 @@ public func buildApplication(_ configuration: ServerConfiguration,
 
 /// The service over the data directory's vault and registry.
 public func openService(_ configuration: ServerConfiguration, clock: @escaping @Sendable () -> Timestamp) throws(VSecureError) -> SecretService {
-    let vault = try LocalVault.open(at: configuration.vaultPath, keys: KeySource(keyFilePath: configuration.keyFilePath) { () throws(VSecureError) in
+    let keys = KeySource(keyFilePath: configuration.keyFilePath) { () throws(VSecureError) in
         throw VSecureError(.key, "vsecure-server serves key-file vaults only")
-    })
+    }
+    let vault = try LocalVault.open(at: configuration.vaultPath, keys: keys)
+    // One read connection per core serves reads in parallel; more would only wait for a core.
+    let readers = try VaultReaders(count: max(1, System.coreCount)) { () throws(VSecureError) in
+        try LocalVault.open(at: configuration.vaultPath, readOnly: true, keys: keys)
+    }
     let registry = try ServerRegistry(path: configuration.registryPath, vault: vault)
-    return SecretService(vault: vault, registry: registry, clock: clock)
+    return SecretService(vault: vault, readers: readers, registry: registry, clock: clock)
 }
 
 func tlsConfiguration(_ configuration: ServerConfiguration) throws -> TLSConfiguration {

@@ -1,4 +1,5 @@
 import Hummingbird
+import Synchronization
 import VSecureCore
 import VSecureVault
 
@@ -22,7 +23,8 @@ public enum Scope: String, CaseIterable, Sendable {
 
 /// `Authorization: Bearer vsec_…`. Missing, malformed, unknown, expired and revoked keys all get
 /// the same 401 after the same work; a token in the query string is refused outright, since
-/// URLs end up in logs and browser history.
+/// URLs end up in logs and browser history. Neither the key check nor the rate limiter enters
+/// the store's actor: both are tables under their own locks.
 struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = ServerContext
     let service: SecretService
@@ -37,9 +39,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthenticated }
         let token = header.dropFirst("Bearer ".count)
         guard token.utf8.count <= 256 else { throw APIError.unauthenticated }
-        let key = try await service.authenticate(String(token))
+        let key = try service.authenticate(token)
         guard let key else { throw APIError.unauthenticated }
-        if let wait = await limiter.admit(key.id) {
+        if let wait = limiter.admit(key.id) {
             throw APIError(.rateLimitExceeded, "too many requests for this API key",
                            details: ["retryAfterSeconds": String(wait)], headers: [.retryAfter: String(wait)])
         }
@@ -50,9 +52,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
 }
 
 extension SecretService {
-    func authenticate(_ token: String) throws(VSecureError) -> ServerRegistry.APIKey? {
+    nonisolated func authenticate(_ token: Substring) throws(VSecureError) -> ServerRegistry.APIKey? {
         let now = clock()
-        return try token.withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try registry.authenticate(raw, now: now) }
+        return try String(token).withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try keys.authenticate(raw, now: now) }
     }
 }
 
@@ -72,9 +74,11 @@ extension ServerContext {
 }
 
 /// A token bucket per API key: `rate` requests per second sustained, bursts up to `burst`.
-actor RateLimiter {
+/// A table under a lock rather than an actor: an admission is a few arithmetic operations,
+/// cheaper than a hop to another executor and back.
+final class RateLimiter: Sendable {
     private struct Bucket { var tokens: Double; var updated: ContinuousClock.Instant }
-    private var buckets: [String: Bucket] = [:]
+    private let buckets = Mutex<[String: Bucket]>([:])
     let rate: Double
     let burst: Double
 
@@ -86,17 +90,20 @@ actor RateLimiter {
     /// nil when admitted, else the whole seconds to wait.
     func admit(_ id: String) -> Int? {
         let now = ContinuousClock.now
-        var bucket = buckets[id] ?? Bucket(tokens: burst, updated: now)
-        let elapsed = bucket.updated.duration(to: now)
-        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        bucket.tokens = min(burst, bucket.tokens + seconds * rate)
-        bucket.updated = now
-        guard bucket.tokens >= 1 else {
+        let rate = rate, burst = burst
+        return buckets.withLock { buckets -> Int? in
+            var bucket = buckets[id] ?? Bucket(tokens: burst, updated: now)
+            let elapsed = bucket.updated.duration(to: now)
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            bucket.tokens = min(burst, bucket.tokens + seconds * rate)
+            bucket.updated = now
+            guard bucket.tokens >= 1 else {
+                buckets[id] = bucket
+                return max(1, Int(((1 - bucket.tokens) / rate).rounded(.up)))
+            }
+            bucket.tokens -= 1
             buckets[id] = bucket
-            return max(1, Int(((1 - bucket.tokens) / rate).rounded(.up)))
+            return nil
         }
-        bucket.tokens -= 1
-        buckets[id] = bucket
-        return nil
     }
 }

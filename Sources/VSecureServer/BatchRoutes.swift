@@ -18,7 +18,7 @@ struct BatchRoutes {
     @Sendable func batchGet(_ request: Request, context: ServerContext) async throws -> Response {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["names", "environment", "tags", "tagSelections", "allowExpired"])
-        let environment = try await service.environment(try body.string("environment"))
+        let environment = try service.environment(try body.string("environment"))
         _ = try context.require(.secretsRead, environment: environment)
         var names: [SecretName] = []
         let nameTexts = try body.strings("names") ?? []
@@ -51,33 +51,9 @@ struct BatchRoutes {
         }
         if names.isEmpty && selections.isEmpty { throw APIError(.validationError, "give names, tags, or both") }
         let allowExpired = try body.bool("allowExpired") ?? false
-        let response = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
-            let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: selections)
-            var data: [JSONValue] = []
-            var expired: [JSONValue] = []
-            for secret in sealed {
-                if let expiresAt = secret.expiresAt, expiresAt <= now, !allowExpired {
-                    expired.append(.string(secret.name.rawValue))
-                    continue
-                }
-                let value = SecureBytes(count: secret.valueLength)
-                try value.withUnsafeMutableBytes { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
-                    try vault.open(secret, environment: environment, into: raw)
-                }
-                var members: [(String, JSONValue)] = [("name", .string(secret.name.rawValue)), ("version", .int(secret.version)),
-                                                      ("expiresAt", .optional(secret.expiresAt?.iso8601))]
-                value.withUnsafeBytes { members += jsonValueMembers($0) }
-                data.append(.object(members))
-            }
-            let found = Set(sealed.map(\.name))
-            return .object([
-                ("environment", .string(environment.rawValue)),
-                ("data", .array(data)),
-                ("missing", .array(names.filter { !found.contains($0) }.map { .string($0.rawValue) })),
-                ("expired", .array(expired)),
-            ])
-        }
-        return JSONResponse.make(response)
+        let response = try service.readBatch(environment: environment, names: names, tagSelections: selections,
+                                             allowExpired: allowExpired)
+        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: response))
     }
 
     struct UpsertItem: Sendable {
@@ -94,7 +70,7 @@ struct BatchRoutes {
     @Sendable func batchUpsert(_ request: Request, context: ServerContext) async throws -> Response {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["environment", "secrets"])
-        let environment = try await service.environment(try body.string("environment"))
+        let environment = try service.environment(try body.string("environment"))
         _ = try context.require(.secretsWrite, environment: environment)
         guard case .array(let entries)? = body["secrets"], !entries.isEmpty else {
             throw APIError(.validationError, "field 'secrets' must be a non-empty list")

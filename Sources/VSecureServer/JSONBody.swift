@@ -137,6 +137,6 @@ enum JSONResponse {
     static func make(_ value: JSONValue, status: HTTPResponse.Status = .ok, headers: HTTPFields = [:]) -> Response {
         var fields = headers
         fields[.contentType] = "application/json"
-        return Response(status: status, headers: fields, body: .init(byteBuffer: ByteBuffer(string: value.serialized(indent: nil))))
+        return Response(status: status, headers: fields, body: .init(byteBuffer: ResponseJSON.body(value)))
     }
 }

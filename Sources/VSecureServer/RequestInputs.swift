@@ -33,11 +33,11 @@ extension ServerContext {
 
 extension SecretService {
     /// The request's environment (explicit, else the default), which the vault must have.
-    func environment(_ text: String?) throws -> EnvironmentName {
-        guard let text else { return vault.defaultEnvironment }
-        do {
+    nonisolated func environment(_ text: String?) throws -> EnvironmentName {
+        guard let text else { return defaultEnvironment }
+        do throws(VSecureError) {
             let environment = try EnvironmentName(text)
-            try vault.checkEnvironment(environment)
+            guard environments.contains(environment) else { throw unknownEnvironment(environment, configured: environments) }
             return environment
         } catch {
             throw APIError(error)

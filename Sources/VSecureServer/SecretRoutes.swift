@@ -47,8 +47,8 @@ struct SecretRoutes {
         let tagTexts = try body.strings("tags")
         let tags = try APIError.wrap { () throws(VSecureError) in try parseTags(tagTexts) }
         let explicit = try body.string("environment").map { text in try APIError.wrap { () throws(VSecureError) in try EnvironmentName(text) } }
-        let configured = await service.environments
-        let defaultEnvironment = await service.defaultEnvironment
+        let configured = service.environments
+        let defaultEnvironment = service.defaultEnvironment
         let environment = try APIError.wrap { () throws(VSecureError) in
             try chooseEnvironment(explicit: explicit, tags: tags, configured: configured, default: defaultEnvironment)
         }
@@ -74,7 +74,7 @@ struct SecretRoutes {
         let key = try context.require(.secretsRead)
         var query = LocalVault.ListQuery(environment: nil)
         if let text = request.query("environment") {
-            let environment = try await service.environment(text)
+            let environment = try service.environment(text)
             _ = try context.require(.secretsRead, environment: environment)
             query.environment = environment
         }
@@ -109,31 +109,15 @@ struct SecretRoutes {
 
     @Sendable func get(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
-        let environment = try await service.environment(request.query("environment"))
+        let environment = try service.environment(request.query("environment"))
         _ = try context.require(.secretsRead, environment: environment)
         let version = try request.queryInt("version", range: 1...Int(Int32.max))
         let allowExpired = try request.queryBool("allowExpired")
-        let body = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
-            let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
-            if let expiresAt = secret.attributes.expiresAt, expiresAt <= now, !allowExpired {
-                throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)", hint: "allowExpired=true reads it anyway")
-            }
-            var members = secret.jsonMembers(now: now)
-            members.removeAll { $0.0 == "version" }
-            members.insert(("version", .int(info.version)), at: 4)
-            members.insert(("currentVersion", .int(secret.currentVersion)), at: 5)
-            value.withUnsafeBytes { members += jsonValueMembers($0) }
-            return .object(members)
-        }
-        return JSONResponse.make(body, headers: [.eTag: "\"\(Self.currentVersion(of: body))\""])
-    }
-
-    static func currentVersion(of body: JSONValue) -> Int64 {
+        let (body, currentVersion) = try service.readSecret(environment: environment, name: name, version: version,
+                                                            allowExpired: allowExpired)
         // The ETag is the current version (what If-Match compares), even when an older one was read.
-        if case .object(let members) = body, case .int(let version)? = members.first(where: { $0.0 == "currentVersion" })?.1 {
-            return version
-        }
-        return 0
+        return Response(status: .ok, headers: [.contentType: "application/json", .eTag: "\"\(currentVersion)\""],
+                        body: .init(byteBuffer: body))
     }
 
     static let updateFields: Set<String> = ["environment", "value", "valueBase64", "tags", "addTags", "removeTags", "metadata",
@@ -147,7 +131,7 @@ struct SecretRoutes {
         if let policy = body["rotationPolicy"], policy != .null {
             throw APIError(.validationError, "rotationPolicy is not supported by this server yet")
         }
-        let environment = try await service.environment(try body.string("environment") ?? request.query("environment"))
+        let environment = try service.environment(try body.string("environment") ?? request.query("environment"))
         _ = try context.require(.secretsWrite, environment: environment)
         var ifVersion = try body.int("ifVersion")
         if let match = request.headers[.ifMatch] {
@@ -200,7 +184,7 @@ struct SecretRoutes {
 
     @Sendable func delete(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
-        let environment = try await service.environment(request.query("environment"))
+        let environment = try service.environment(request.query("environment"))
         _ = try context.require(.secretsDelete, environment: environment)
         let purge = try request.queryBool("purge")
         try await service.withVault { vault, now throws(VSecureError) in
@@ -211,7 +195,7 @@ struct SecretRoutes {
 
     @Sendable func versions(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
-        let environment = try await service.environment(request.query("environment"))
+        let environment = try service.environment(request.query("environment"))
         _ = try context.require(.secretsRead, environment: environment)
         let body = try await service.withVault { vault, _ throws(VSecureError) -> JSONValue in
             let (secret, versions) = try vault.versions(environment: environment, name: name)
@@ -229,7 +213,7 @@ struct SecretRoutes {
         let name = try context.secretName()
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["environment", "version"])
-        let environment = try await service.environment(try body.string("environment") ?? request.query("environment"))
+        let environment = try service.environment(try body.string("environment") ?? request.query("environment"))
         _ = try context.require(.secretsWrite, environment: environment)
         let target = try body.int("version")
         if let target, target < 1 { throw APIError(.validationError, "field 'version' must be 1 or more") }
@@ -244,7 +228,7 @@ struct SecretRoutes {
 
     @Sendable func diff(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
-        let environment = try await service.environment(request.query("environment"))
+        let environment = try service.environment(request.query("environment"))
         _ = try context.require(.secretsRead, environment: environment)
         let from = try request.queryInt("from", range: 1...Int(Int32.max))
         let to = try request.queryInt("to", range: 1...Int(Int32.max))

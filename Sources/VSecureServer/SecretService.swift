@@ -1,24 +1,36 @@
+import NIOCore
+import Synchronization
 import VSecureCore
 import VSecureCrypto
 import VSecureVault
 
 /// The server's store: the vault and the API-key registry behind one actor, because a SQLite
 /// connection serves one caller at a time. Handlers call in with value types and get value
-/// types back.
+/// types back. The hot reads (one secret, a batch) do not enter the actor: they run on the
+/// calling task, on `readers`, other connections to the same vault. What never changes while
+/// the store is open (environments, the clock) and the API-key table (its own lock) are used
+/// without entering the actor either.
 public actor SecretService {
     let vault: LocalVault
     let registry: ServerRegistry
-    let clock: @Sendable () -> Timestamp
+    nonisolated let readers: VaultReaders
+    nonisolated let clock: @Sendable () -> Timestamp
+    /// Authenticates requests from any thread.
+    nonisolated let keys: APIKeyTable
+    public nonisolated let defaultEnvironment: EnvironmentName
+    public nonisolated let environments: [EnvironmentName]
 
-    public init(vault: LocalVault, registry: ServerRegistry, clock: @escaping @Sendable () -> Timestamp) {
+    public init(vault: LocalVault, readers: VaultReaders, registry: ServerRegistry, clock: @escaping @Sendable () -> Timestamp) {
         self.vault = vault
+        self.readers = readers
         self.registry = registry
         self.clock = clock
+        keys = registry.keys
+        defaultEnvironment = vault.defaultEnvironment
+        environments = vault.environments
     }
 
     public var now: Timestamp { clock() }
-    public var defaultEnvironment: EnvironmentName { vault.defaultEnvironment }
-    public var environments: [EnvironmentName] { vault.environments }
 
     /// Runs `body` with the vault on the actor. Everything that touches SQLite goes through here.
     func withVault<T: Sendable>(_ body: (LocalVault, Timestamp) throws(VSecureError) -> T) throws(VSecureError) -> T {
@@ -32,5 +44,173 @@ public actor SecretService {
     /// A cheap query that proves the vault answers, for `/ready`.
     func isReady() -> Bool {
         (try? vault.status(checkIntegrity: false)) != nil
+    }
+
+    /// `GET /secrets/{name}`: the response body (the secret's attributes and one version's
+    /// value) and the current version, for the ETag. The current version is opened into the
+    /// locked scratch buffer and escaped from there into the response buffer.
+    nonisolated func readSecret(environment: EnvironmentName, name: SecretName, version: Int?,
+                                allowExpired: Bool) throws(VSecureError) -> (body: ByteBuffer, currentVersion: Int) {
+        let now = clock()
+        return try readers.withReader { (vault: LocalVault, scratch: ValueScratch) throws(VSecureError) in
+            try Self.readSecret(vault: vault, scratch: scratch, environment: environment, name: name, version: version,
+                                allowExpired: allowExpired, now: now)
+        }
+    }
+
+    private static func readSecret(vault: LocalVault, scratch: ValueScratch, environment: EnvironmentName, name: SecretName,
+                                   version: Int?, allowExpired: Bool,
+                                   now: Timestamp) throws(VSecureError) -> (body: ByteBuffer, currentVersion: Int) {
+        func checkExpiry(_ secret: SecretSummary) throws(VSecureError) {
+            if let expiresAt = secret.attributes.expiresAt, expiresAt <= now, !allowExpired {
+                throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)", hint: "allowExpired=true reads it anyway")
+            }
+        }
+        func body(_ secret: SecretSummary, version: Int, value: UnsafeRawBufferPointer) -> ByteBuffer {
+            var members = secret.jsonMembers(now: now)
+            members.removeAll { $0.0 == "version" }
+            members.insert(("version", .int(version)), at: 4)
+            members.insert(("currentVersion", .int(secret.currentVersion)), at: 5)
+            var json = ResponseJSON()
+            json.openObject()
+            for (key, member) in members {
+                json.key(key)
+                json.value(member)
+            }
+            json.valueMembers(value)
+            json.closeObject()
+            return json.buffer
+        }
+        if let version {
+            let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
+            try checkExpiry(secret)
+            return (value.withUnsafeBytes { body(secret, version: info.version, value: $0) }, secret.currentVersion)
+        }
+        let (secret, sealed) = try vault.sealedCurrent(environment: environment, name: name)
+        try checkExpiry(secret)
+        let response = try scratch.withBuffer(count: sealed.valueLength) { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
+            try vault.open(sealed, environment: environment, into: raw)
+            return body(secret, version: sealed.version, value: UnsafeRawBufferPointer(raw))
+        }
+        return (response, secret.currentVersion)
+    }
+
+    /// `POST /secrets/batch/get`: every value of `names` and the tag selections, each opened in
+    /// turn into the scratch buffer and escaped into the response.
+    nonisolated func readBatch(environment: EnvironmentName, names: [SecretName], tagSelections: [[VSecureCore.Tag]],
+                               allowExpired: Bool) throws(VSecureError) -> ByteBuffer {
+        let now = clock()
+        return try readers.withReader { (vault: LocalVault, scratch: ValueScratch) throws(VSecureError) in
+            try Self.readBatch(vault: vault, scratch: scratch, environment: environment, names: names, tagSelections: tagSelections,
+                               allowExpired: allowExpired, now: now)
+        }
+    }
+
+    private static func readBatch(vault: LocalVault, scratch: ValueScratch, environment: EnvironmentName, names: [SecretName],
+                                  tagSelections: [[VSecureCore.Tag]], allowExpired: Bool, now: Timestamp) throws(VSecureError) -> ByteBuffer {
+        let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: tagSelections)
+        // Sized up front for values that need little escaping, so the buffer rarely grows (and
+        // copies values already written) mid-response.
+        var json = ResponseJSON(capacity: 256 + sealed.reduce(0) { $0 + 2 * $1.valueLength + 128 })
+        json.openObject()
+        json.key("environment")
+        json.value(.string(environment.rawValue))
+        json.key("data")
+        json.openArray()
+        var expired: [JSONValue] = []
+        for secret in sealed {
+            if let expiresAt = secret.expiresAt, expiresAt <= now, !allowExpired {
+                expired.append(.string(secret.name.rawValue))
+                continue
+            }
+            json.openObject()
+            for (key, member) in [("name", JSONValue.string(secret.name.rawValue)), ("version", .int(secret.version)),
+                                  ("expiresAt", .optional(secret.expiresAt?.iso8601))] {
+                json.key(key)
+                json.value(member)
+            }
+            try scratch.withBuffer(count: secret.valueLength) { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
+                try vault.open(secret, environment: environment, into: raw)
+                json.valueMembers(UnsafeRawBufferPointer(raw))
+            }
+            json.closeObject()
+        }
+        json.closeArray()
+        let found = Set(sealed.map(\.name))
+        json.key("missing")
+        json.value(.array(names.filter { !found.contains($0) }.map { .string($0.rawValue) }))
+        json.key("expired")
+        json.value(.array(expired))
+        json.closeObject()
+        return json.buffer
+    }
+}
+
+/// One locked buffer (`sodium_malloc`: guard pages, locked, left out of core dumps) that values
+/// are decrypted into for responses, instead of a new locked allocation (mmap, mprotect, mlock
+/// and back) per value. Wiped after every use; a value larger than the buffer gets a locked
+/// allocation of its own. Each read connection has its own, used under that connection's lock.
+final class ValueScratch {
+    private let storage: SecureBytes
+
+    init(capacity: Int) {
+        storage = SecureBytes(count: capacity)
+    }
+
+    func withBuffer<R, E: Error>(count: Int, _ body: (UnsafeMutableRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        guard count <= storage.count else {
+            let large = SecureBytes(count: count)
+            return try large.withUnsafeMutableBytes(body)
+        }
+        return try storage.withUnsafeMutableBytes { (whole: UnsafeMutableRawBufferPointer) throws(E) -> R in
+            let slice = UnsafeMutableRawBufferPointer(rebasing: whole[0..<count])
+            defer { if let base = slice.baseAddress, count > 0 { Sodium.wipe(base, count: count) } }
+            return try body(slice)
+        }
+    }
+}
+
+/// Read-only use of the vault from any task: a few connections of their own to the vault file,
+/// each with its scratch buffer, behind its own lock. WAL lets them read while the actor's
+/// connection writes, and each read sees every write answered before it began (a write commits
+/// before its answer is sent). A read takes the first free connection, or waits for one.
+public final class VaultReaders: Sendable {
+    struct Reader {
+        let vault: LocalVault
+        let scratch: ValueScratch
+    }
+
+    final class Slot: Sendable {
+        let reader: Mutex<Reader>
+        init(_ reader: consuming sending Reader) { self.reader = Mutex(reader) }
+    }
+
+    private let slots: [Slot]
+    private let start = Atomic<UInt>(0)
+
+    /// `count` connections (at least one), each opened by `open`.
+    public init(count: Int, scratchBytes: Int = 16 * 1024, open: () throws(VSecureError) -> LocalVault) throws(VSecureError) {
+        guard count >= 1 else { throw VSecureError.usage("a server needs at least one read connection") }
+        var slots: [Slot] = []
+        for _ in 0..<count {
+            slots.append(Slot(Reader(vault: try open(), scratch: ValueScratch(capacity: scratchBytes))))
+        }
+        self.slots = slots
+    }
+
+    func withReader<R: Sendable>(_ body: (LocalVault, ValueScratch) throws(VSecureError) -> R) throws(VSecureError) -> R {
+        let count = UInt(slots.count)
+        let first = start.add(1, ordering: .relaxed).oldValue % count
+        for offset in 0..<count {
+            let slot = slots[Int((first + offset) % count)]
+            if let result = try slot.reader.withLockIfAvailable({ (reader: inout Reader) throws(VSecureError) -> R in
+                try body(reader.vault, reader.scratch)
+            }) {
+                return result
+            }
+        }
+        return try slots[Int(first)].reader.withLock { (reader: inout Reader) throws(VSecureError) -> R in
+            try body(reader.vault, reader.scratch)
+        }
     }
 }

@@ -4,6 +4,8 @@ import VSecureCrypto
 /// What a server keeps beside the vault: API keys (only as keyed hashes) and idempotency
 /// records, in `server.db` next to `vault.db`. The hash key is derived from the vault's data
 /// key, so a copy of `server.db` alone cannot be used to test guesses of a token.
+/// Requests are authenticated against `keys`, an in-memory copy of the key table that any
+/// thread may use; everything else here runs on one caller at a time.
 public final class ServerRegistry {
     static let schema = """
         CREATE TABLE IF NOT EXISTS api_keys(
@@ -57,8 +59,8 @@ public final class ServerRegistry {
 
     let db: SQLiteDatabase
     private let hashKey: SecureBytes
-    /// Compared against when a token's id is unknown, so that path costs the same as a real one.
-    private let decoyHash: [UInt8]
+    /// The key table that authenticates requests.
+    public let keys: APIKeyTable
 
     public init(path: String, vault: LocalVault) throws(VSecureError) {
         if PrivateFiles.kind(of: path) == .missing { try PrivateFiles.createEmptyFile(path) }
@@ -66,7 +68,7 @@ public final class ServerRegistry {
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
         try db.execute(Self.schema)
         hashKey = KeyDerivation.subkey(of: vault.dataKey, id: 2, context: "vsapikey")
-        decoyHash = Sodium.randomBytes(32)
+        keys = try APIKeyTable(path: path, hashKey: hashKey)
     }
 
     static let tokenPrefix = "vsec_"
@@ -121,16 +123,9 @@ public final class ServerRegistry {
         })
     }
 
-    /// The active key a presented token belongs to, or nil. Every failure (malformed, unknown,
-    /// wrong secret, expired, revoked) returns nil after the same amount of hashing.
+    /// The active key a presented token belongs to, or nil (see `APIKeyTable.authenticate`).
     public func authenticate(_ token: UnsafeRawBufferPointer, now: Timestamp) throws(VSecureError) -> APIKey? {
-        let presented = hash(token)
-        var candidate: (APIKey, [UInt8])?
-        if let id = Self.keyID(in: token) { candidate = try keyWithHash(id: id) }
-        let expected = candidate?.1 ?? decoyHash
-        let matches = presented.withUnsafeBytes { a in expected.withUnsafeBytes { b in Sodium.constantTimeEqual(a, b) } }
-        guard matches, let key = candidate?.0, key.isActive(at: now) else { return nil }
-        return key
+        try keys.authenticate(token, now: now)
     }
 
     static func keyID(in token: UnsafeRawBufferPointer) -> String? {
@@ -144,17 +139,11 @@ public final class ServerRegistry {
         return String(decoding: idBytes, as: UTF8.self)
     }
 
-    private func keyWithHash(id: String) throws(VSecureError) -> (APIKey, [UInt8])? {
-        let statement = try db.prepare("""
-            SELECT id, name, scopes, environments, created_at, expires_at, revoked_at, token_hash FROM api_keys WHERE id = ?1
-            """)
+    public func key(id: String) throws(VSecureError) -> APIKey? {
+        let statement = try db.prepare("SELECT id, name, scopes, environments, created_at, expires_at, revoked_at FROM api_keys WHERE id = ?1")
         statement.bind(1, id)
         guard try statement.step() else { return nil }
-        return (Self.apiKey(statement), statement.blob(7))
-    }
-
-    public func key(id: String) throws(VSecureError) -> APIKey? {
-        try keyWithHash(id: id)?.0
+        return Self.apiKey(statement)
     }
 
     public func listKeys() throws(VSecureError) -> [APIKey] {
@@ -170,7 +159,7 @@ public final class ServerRegistry {
         return try db.scalarInt("SELECT changes()") > 0
     }
 
-    private static func apiKey(_ statement: SQLiteStatement) -> APIKey {
+    static func apiKey(_ statement: SQLiteStatement) -> APIKey {
         APIKey(id: statement.text(0), name: statement.text(1),
                scopes: statement.text(2).split(separator: ",").map(String.init),
                environments: statement.optionalText(3).map { $0.split(separator: ",").compactMap { try? EnvironmentName(String($0)) } },

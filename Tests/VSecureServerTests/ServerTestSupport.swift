@@ -84,7 +84,13 @@ final class ServerFixture: Sendable {
         let registry = try ServerRegistry(path: directory.file("server.db"), vault: vault)
         let (key, token) = try registry.createKey(name: "admin", scopes: Scope.allCases.map(\.rawValue), environments: nil,
                                                   expiresAt: nil, now: clock.now)
-        let service = SecretService(vault: vault, registry: registry, clock: clock.function)
+        let readers = try VaultReaders(count: 2) { () throws(VSecureError) in
+            try LocalVault.open(at: directory.file("vault.db"), readOnly: true,
+                                keys: KeySource(keyFilePath: directory.file("vault.key")) { () throws(VSecureError) in
+                                    throw VSecureError(.key, "a key file vault")
+                                })
+        }
+        let service = SecretService(vault: vault, readers: readers, registry: registry, clock: clock.function)
         return ServerFixture(directory: directory, clock: clock, service: service, limits: limits,
                              admin: TestKey(id: key.id, token: token), environments: envs)
     }
