@@ -4,7 +4,8 @@
 #   1. GET /health                                   baseline: no authentication, no store;
 #   2. GET /v1/security/secrets/{name}?environment=  one secret (authenticated, decrypted);
 #   3. POST /v1/security/secrets/batch/get           a batch of 10 secrets.
-# For each: requests/s, p50 and p99 latency, and the count of non-2xx answers and socket errors.
+# For each: requests/s, p50 and p99 latency, the count of non-2xx answers and socket errors, and
+# the server's CPU time (user + system, from /proc) per request.
 # Target (issue 4): >= 15,000 single-secret reads per second with zero errors.
 # Usage: bench/server.sh [--duration 10s] [--threads 2] [--connections 32] [--log-level LEVEL] [--bin DIR]
 #   --log-level: the server's (default: info, the server's own default, one line per request).
@@ -24,7 +25,7 @@ while [ $# -gt 0 ]; do
         --connections) connections="$2"; shift 2 ;;
         --log-level) log_level="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) echo "server.sh: error: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -104,24 +105,31 @@ LUA
     cat "$work/report.lua"
 } > "$work/batch.lua"
 
+server_cpu_ticks() { # user + system time of the server so far, in clock ticks
+    awk '{ print $14 + $15 }' "/proc/$server_pid/stat"
+}
+
 run_wrk() { # LABEL SCRIPT URL [AUTH]
-    local label="$1" script="$2" url="$3" auth="${4:-}" line
+    local label="$1" script="$2" url="$3" auth="${4:-}" line before after
     local -a headers=()
     [ -n "$auth" ] && headers=(-H "Authorization: Bearer $token")
+    before="$(server_cpu_ticks)"
     line="$(wrk -t"$threads" -c"$connections" -d"$duration" --latency -s "$script" "${headers[@]}" "$url" | grep '^RESULT')"
-    python3 - "$label" "$line" <<'PY'
+    after="$(server_cpu_ticks)"
+    python3 - "$label" "$line" "$((after - before))" "$(getconf CLK_TCK)" <<'PY'
 import sys
-label, line = sys.argv[1], sys.argv[2]
+label, line, ticks, hz = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 f = dict(item.split("=") for item in line.split()[1:])
-print("%-44s %10.0f %9.2f %9.2f %9d %9d" % (label, float(f["rps"]), int(f["p50_us"]) / 1000, int(f["p99_us"]) / 1000,
-                                          int(f["non2xx"]), int(f["socket_errors"])))
+cpu_us = ticks / hz * 1e6 / max(1, int(f["requests"]))
+print("%-44s %10.0f %9.2f %9.2f %9d %9d %9.0f" % (label, float(f["rps"]), int(f["p50_us"]) / 1000, int(f["p99_us"]) / 1000,
+                                               int(f["non2xx"]), int(f["socket_errors"]), cpu_us))
 PY
     echo "$line" > "$work/last"
 }
 
 echo "vsecure-server $("$server" --version) on $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'))"
 echo "wrk -t$threads -c$connections -d$duration --latency, server --log-level $log_level, same machine"
-printf '\n%-44s %10s %9s %9s %9s %9s\n' "endpoint" "req/s" "p50 ms" "p99 ms" "non-2xx" "sock err"
+printf '\n%-44s %10s %9s %9s %9s %9s %9s\n' "endpoint" "req/s" "p50 ms" "p99 ms" "non-2xx" "sock err" "srv µs/rq"
 run_wrk "GET /health (baseline)" "$work/report.lua" "$base/health"
 health_rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' "$work/last")"
 run_wrk "GET /secrets/{name} (one secret)" "$work/report.lua" "$base/v1/security/secrets/BENCH_SECRET?environment=production" auth
