@@ -26,10 +26,11 @@ public actor SecretCache {
 
     private struct Entry {
         var value: SecretValue
-        var fetchedAt: ContinuousClock.Instant
+        var fetchedAt: Duration
     }
 
-    private let clock = ContinuousClock()
+    /// Monotonic time since some origin; tests give a clock they move by hand.
+    private let now: @Sendable () -> Duration
     private var entries: [Key: Entry] = [:]
     private var inFlight: [Key: Task<Result<SecretValue, VSecureClientError>, Never>] = [:]
     /// Bumped by `invalidate` and `clear`, so a fetch that was running then does not put back
@@ -37,16 +38,22 @@ public actor SecretCache {
     private var generation = 0
 
     public init(client: VSecureClient, ttl: Duration, serveStaleOnError: Bool = false, maxStale: Duration? = nil) {
+        let origin = ContinuousClock.now
+        self.init(client: client, ttl: ttl, serveStaleOnError: serveStaleOnError, maxStale: maxStale) { ContinuousClock.now - origin }
+    }
+
+    init(client: VSecureClient, ttl: Duration, serveStaleOnError: Bool, maxStale: Duration?, now: @escaping @Sendable () -> Duration) {
         self.client = client
         self.ttl = ttl
         self.serveStaleOnError = serveStaleOnError
         self.maxStale = maxStale
+        self.now = now
     }
 
     /// The current value of `name`: from memory within the TTL, else from the server.
     public func value(for name: String, environment: String? = nil) async throws(VSecureClientError) -> SecretValue {
         let key = Key(name: name, environment: environment)
-        if let entry = entries[key], clock.now - entry.fetchedAt < ttl { return entry.value }
+        if let entry = entries[key], now() - entry.fetchedAt < ttl { return entry.value }
         let task: Task<Result<SecretValue, VSecureClientError>, Never>
         if let running = inFlight[key] {
             task = running
@@ -87,10 +94,10 @@ public actor SecretCache {
         if current { inFlight[key] = nil }
         switch result {
         case .success(let value):
-            if current { entries[key] = Entry(value: value, fetchedAt: clock.now) }
+            if current { entries[key] = Entry(value: value, fetchedAt: now()) }
             return result
         case .failure(let error) where error.kind == .unreachable:
-            if serveStaleOnError, current, let entry = entries[key], maxStale.map({ clock.now - entry.fetchedAt <= $0 }) ?? true {
+            if serveStaleOnError, current, let entry = entries[key], maxStale.map({ now() - entry.fetchedAt <= $0 }) ?? true {
                 return .success(entry.value)
             }
             return result

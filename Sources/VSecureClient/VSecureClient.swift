@@ -94,8 +94,9 @@ public final class VSecureClient: Sendable {
         } catch let error as VSecureClientError {
             throw error
         } catch let error as VSecureError {
-            throw error.status == .accessDenied
-                ? VSecureClientError(.configuration, error.message, hints: error.hints) : VSecureClientError(error)
+            // A bad setting, a missing key or CA file, an unsafe credentials file: all are the
+            // configuration's fault, whatever status the CLI gives them.
+            throw error.status == .internalError ? VSecureClientError(error) : VSecureClientError(.configuration, error.message, hints: error.hints)
         } catch {
             throw VSecureClientError(.internalError, "unexpected error while reading the configuration")
         }

@@ -67,8 +67,9 @@ struct ConfigurationTests {
         #expect(try setup.probe(["VSECURE_API_KEY": wrongKey]) == "error accessDenied")
         // The stored key is never sent to another endpoint.
         #expect(try setup.probe(["VSECURE_ENDPOINT": "http://127.0.0.1:9"]) == "error configuration")
-        // A malformed timeout in the config is refused, as the CLI refuses it.
-        #expect(try setup.probe(["VSECURE_TIMEOUT": "soon"]) == "error invalidRequest")
+        // A malformed timeout or a missing CA file is refused, as the CLI refuses them.
+        #expect(try setup.probe(["VSECURE_TIMEOUT": "soon"]) == "error configuration")
+        #expect(try setup.probe(["VSECURE_CA_CERT": setup.home.file("no-such-ca.pem")]) == "error configuration")
 
         // VSECURE_CONFIG_DIR replaces ~/.vsecure.
         try setup.writeConfig("elsewhere", config: ["endpoint": setup.url], credentials: (setup.url, setup.token))

@@ -1,7 +1,21 @@
 import Foundation
+import Synchronization
 import Testing
 import TestSupport
-import VSecureClient
+@testable import VSecureClient
+
+/// A clock the test moves by hand, so TTL checks do not depend on how busy the machine is.
+final class ManualClock: Sendable {
+    private let elapsed = Mutex(Duration.zero)
+    var now: Duration { elapsed.withLock { $0 } }
+    func advance(_ duration: Duration) { elapsed.withLock { $0 += duration } }
+}
+
+extension SecretCache {
+    init(client: VSecureClient, ttl: Duration, clock: ManualClock, serveStaleOnError: Bool = false, maxStale: Duration? = nil) {
+        self.init(client: client, ttl: ttl, serveStaleOnError: serveStaleOnError, maxStale: maxStale) { clock.now }
+    }
+}
 
 @Suite("SecretCache: TTL, refresh, stale values only when configured")
 struct SecretCacheTests {
@@ -12,20 +26,20 @@ struct SecretCacheTests {
     func servesWithinTTLThenRefreshes() async throws {
         let fixture = try ClientFixture()
         try await fixture.otherClient().secrets.create("CACHED", value: "first")
-        let cache = SecretCache(client: fixture.client, ttl: Self.ttl)
+        let clock = ManualClock()
+        let cache = SecretCache(client: fixture.client, ttl: Self.ttl, clock: clock)
 
-        let start = ContinuousClock.now
         #expect(try await cache.value(for: "CACHED").utf8String() == "first")
         #expect(fixture.client.requestCount == 1)
         // Changed on the server: the cache keeps the value it has until the TTL is over.
         try await fixture.otherClient().secrets.update("CACHED", value: SecretValue(copying: "second"))
         for _ in 0..<5 { #expect(try await cache.value(for: "CACHED").utf8String() == "first") }
-        let elapsed = ContinuousClock.now - start
-        try #require(elapsed < Self.ttl, "the in-TTL reads took \(elapsed); the check means nothing")
+        clock.advance(Self.ttl - .milliseconds(1))
+        #expect(try await cache.value(for: "CACHED").utf8String() == "first")
         #expect(fixture.client.requestCount == 1)
         #expect(fixture.loggedRequests(Self.path) == 1)
 
-        try await Task.sleep(for: Self.ttl + .milliseconds(50))
+        clock.advance(.milliseconds(1))
         #expect(try await cache.value(for: "CACHED").utf8String() == "second")
         #expect(fixture.client.requestCount == 2)
         #expect(fixture.loggedRequests(Self.path) == 2)
@@ -33,12 +47,30 @@ struct SecretCacheTests {
         #expect(fixture.client.requestCount == 2)
     }
 
+    @Test("on the real clock: a 300 ms TTL runs out")
+    func realClock() async throws {
+        let fixture = try ClientFixture()
+        try await fixture.client.secrets.create("CACHED", value: "v")
+        let cache = SecretCache(client: fixture.client, ttl: Self.ttl)
+        let base = fixture.client.requestCount
+        _ = try await cache.value(for: "CACHED")
+        #expect(fixture.client.requestCount == base + 1)
+        try await Task.sleep(for: Self.ttl + .milliseconds(20))
+        _ = try await cache.value(for: "CACHED")
+        #expect(fixture.client.requestCount == base + 2)
+        // A long TTL on the real clock: served from memory however slow this machine is.
+        let long = SecretCache(client: fixture.client, ttl: .seconds(600))
+        _ = try await long.value(for: "CACHED")
+        _ = try await long.value(for: "CACHED")
+        #expect(fixture.client.requestCount == base + 3)
+    }
+
     @Test("environments are cached apart; invalidate and clear drop values")
     func keysAndInvalidation() async throws {
         let fixture = try ClientFixture()
         try await fixture.client.secrets.create("CACHED", value: "dev")
         try await fixture.client.secrets.create("CACHED", value: "prod", environment: "production")
-        let cache = SecretCache(client: fixture.client, ttl: .seconds(60))
+        let cache = SecretCache(client: fixture.client, ttl: .seconds(60), clock: ManualClock())
         let base = fixture.client.requestCount
         #expect(try await cache.value(for: "CACHED").utf8String() == "dev")
         #expect(try await cache.value(for: "CACHED", environment: "production").utf8String() == "prod")
@@ -60,7 +92,7 @@ struct SecretCacheTests {
     func sharedFetch() async throws {
         let fixture = try ClientFixture()
         try await fixture.client.secrets.create("CACHED", value: "shared")
-        let cache = SecretCache(client: fixture.client, ttl: .seconds(60))
+        let cache = SecretCache(client: fixture.client, ttl: .seconds(60), clock: ManualClock())
         let base = fixture.client.requestCount
         let values = try await withThrowingTaskGroup(of: String?.self) { group in
             for _ in 0..<8 { group.addTask { try await cache.value(for: "CACHED").utf8String() } }
@@ -76,27 +108,29 @@ struct SecretCacheTests {
     func staleWhenConfigured() async throws {
         let fixture = try ClientFixture(timeout: .seconds(3))
         try await fixture.client.secrets.create("CACHED", value: "kept")
-        let stale = SecretCache(client: fixture.client, ttl: Self.ttl, serveStaleOnError: true)
-        let bounded = SecretCache(client: fixture.client, ttl: Self.ttl, serveStaleOnError: true, maxStale: .milliseconds(1_500))
-        let strict = SecretCache(client: fixture.client, ttl: Self.ttl)
-        let fetched = ContinuousClock.now
+        let clock = ManualClock()
+        let stale = SecretCache(client: fixture.client, ttl: Self.ttl, clock: clock, serveStaleOnError: true)
+        let bounded = SecretCache(client: fixture.client, ttl: Self.ttl, clock: clock, serveStaleOnError: true, maxStale: .seconds(1))
+        let strict = SecretCache(client: fixture.client, ttl: Self.ttl, clock: clock)
         for cache in [bounded, stale, strict] { #expect(try await cache.value(for: "CACHED").utf8String() == "kept") }
         try fixture.stopServer()
-        try await Task.sleep(for: Self.ttl + .milliseconds(50))
 
-        // Each failed attempt takes ~300-500 ms (three tries with backoff), so this answer comes
-        // from a value well under 1.5 s old.
-        #expect(try await bounded.value(for: "CACHED").utf8String() == "kept")
-        try #require(ContinuousClock.now - fetched < .milliseconds(1_500), "too slow for the maxStale check to mean anything")
-        #expect(try await stale.value(for: "CACHED").utf8String() == "kept")
-        // Each call past the TTL tries the server again.
+        // Within the TTL nothing notices that the server is gone.
         let before = fixture.client.requestCount
-        #expect(try await stale.value(for: "CACHED").utf8String() == "kept")
-        #expect(fixture.client.requestCount > before)
-        #expect(await errorKind { try await strict.value(for: "CACHED") } == .unreachable)
+        for cache in [bounded, stale, strict] { #expect(try await cache.value(for: "CACHED").utf8String() == "kept") }
+        #expect(fixture.client.requestCount == before)
 
-        let age = ContinuousClock.now - fetched
-        if age < .milliseconds(1_600) { try await Task.sleep(for: .milliseconds(1_600) - age) }
+        clock.advance(Self.ttl)
+        #expect(try await bounded.value(for: "CACHED").utf8String() == "kept")
+        #expect(try await stale.value(for: "CACHED").utf8String() == "kept")
+        #expect(await errorKind { try await strict.value(for: "CACHED") } == .unreachable)
+        #expect(fixture.client.requestCount > before)
+        // Each call past the TTL tries the server again.
+        let tries = fixture.client.requestCount
+        #expect(try await stale.value(for: "CACHED").utf8String() == "kept")
+        #expect(fixture.client.requestCount > tries)
+
+        clock.advance(.seconds(1))
         #expect(await errorKind { try await bounded.value(for: "CACHED") } == .unreachable)
         #expect(try await stale.value(for: "CACHED").utf8String() == "kept")
         // A secret that was never fetched has nothing stale to serve.
@@ -107,10 +141,11 @@ struct SecretCacheTests {
     func answersWin() async throws {
         let fixture = try ClientFixture()
         try await fixture.client.secrets.create("CACHED", value: "doomed")
-        let cache = SecretCache(client: fixture.client, ttl: Self.ttl, serveStaleOnError: true)
+        let clock = ManualClock()
+        let cache = SecretCache(client: fixture.client, ttl: Self.ttl, clock: clock, serveStaleOnError: true)
         #expect(try await cache.value(for: "CACHED").utf8String() == "doomed")
         try await fixture.client.secrets.delete("CACHED")
-        try await Task.sleep(for: Self.ttl + .milliseconds(50))
+        clock.advance(Self.ttl)
         #expect(await errorKind { try await cache.value(for: "CACHED") } == .notFound)
         #expect(await cache.count == 0)
     }
