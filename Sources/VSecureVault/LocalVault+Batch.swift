@@ -12,6 +12,10 @@ public struct SealedSecret: Sendable {
     /// True when a tag selection matched it (it may also have been asked for by name).
     public internal(set) var selectedByTags: Bool
     let sealed: [UInt8]
+    /// From its rotation policy, if it has one: when the next rotation is due, and how long
+    /// before that to warn. (Last, with defaults, so readers that do not ask keep compiling.)
+    public internal(set) var rotationDueAt: Timestamp? = nil
+    public internal(set) var rotationNotifyBefore: SecretDuration? = nil
 }
 
 extension LocalVault {
@@ -25,8 +29,9 @@ extension LocalVault {
         // The last column says which part of the union found the row: 0 by name, 1 by tags.
         func columns(_ selectedByTags: Int) -> String {
             """
-            SELECT s.name, s.current_version, s.expires_at, v.value_length, v.sealed, \(selectedByTags)
+            SELECT s.name, s.current_version, s.expires_at, v.value_length, v.sealed, \(selectedByTags), r.next_due_at, r.notify_before
             FROM secrets s JOIN versions v ON v.secret_id = s.id AND v.version = s.current_version
+                LEFT JOIN rotation r ON r.secret_id = s.id
             WHERE s.environment = ?1 AND s.deleted_at IS NULL
             """
         }
@@ -62,7 +67,9 @@ extension LocalVault {
             positions[text] = result.count
             result.append(SealedSecret(name: name, version: statement.int(1),
                                        expiresAt: statement.optionalInt64(2).map(Timestamp.init(secondsSinceEpoch:)),
-                                       valueLength: statement.int(3), selectedByTags: selected, sealed: statement.blob(4)))
+                                       valueLength: statement.int(3), selectedByTags: selected, sealed: statement.blob(4),
+                                       rotationDueAt: statement.optionalInt64(6).map(Timestamp.init(secondsSinceEpoch:)),
+                                       rotationNotifyBefore: statement.optionalInt64(7).map(SecretDuration.init(seconds:))))
         }
         return result
     }

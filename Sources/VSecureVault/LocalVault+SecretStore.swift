@@ -18,6 +18,9 @@ public final class LocalSecretStore: SecretStore {
 
     public var label: String { "vault \(vault.path)" }
 
+    /// The store's clock (a test can inject one).
+    func now() -> Timestamp { clock() }
+
     public func environments() throws(VSecureError) -> StoreEnvironments {
         StoreEnvironments(names: vault.environments, defaultEnvironment: vault.defaultEnvironment)
     }
@@ -85,12 +88,12 @@ public final class LocalSecretStore: SecretStore {
     public func upsert(environment: EnvironmentName?, entries: [UpsertEntry], addTags: [Tag]) throws(VSecureError) -> UpsertResult {
         let environment = try chooseEnvironment(explicit: environment, tags: addTags, configured: vault.environments,
                                                 default: vault.defaultEnvironment)
-        for entry in entries { try SecretValueRule.check(length: entry.value.count, name: entry.name) }
+        for entry in entries { try SecretValueRule.check(length: entry.count, name: entry.name) }
         let now = clock()
         var result = UpsertResult(environment: environment, created: [], updated: [], unchanged: [])
         try vault.atomically { () throws(VSecureError) in
             for entry in entries {
-                try entry.value.withUnsafeBytes { (value: UnsafeRawBufferPointer) throws(VSecureError) in
+                try entry.withValueBytes { (value: UnsafeRawBufferPointer) throws(VSecureError) in
                     if let current = try vault.currentFingerprint(environment: environment, name: entry.name) {
                         var change = AttributeChange()
                         change.addTags = addTags

@@ -77,7 +77,7 @@ extension LocalVault {
                       attributes: row.attributes, createdAt: row.createdAt, updatedAt: row.updatedAt)
     }
 
-    private func insertVersion(secretID: String, environment: EnvironmentName, name: SecretName, version: Int,
+    func insertVersion(secretID: String, environment: EnvironmentName, name: SecretName, version: Int,
                                value: UnsafeRawBufferPointer, action: VersionAction, actor: String, sourceVersion: Int?,
                                attributes: SecretAttributes, now: Timestamp) throws(VSecureError) {
         let ad = VaultFormat.valueAssociatedData(vaultID: vaultID, environment: environment.rawValue, name: name.rawValue, version: version)
@@ -93,9 +93,10 @@ extension LocalVault {
             .bind(11, VaultFormat.encodeMetadata(attributes.metadata)).bind(12, attributes.expiresAt?.secondsSinceEpoch)
             .bind(13, attributes.description)
         try statement.run()
+        try recordNewValue(secretID: secretID, now: now)
     }
 
-    private func writeSecretRow(id: String, environment: EnvironmentName, name: SecretName, currentVersion: Int,
+    func writeSecretRow(id: String, environment: EnvironmentName, name: SecretName, currentVersion: Int,
                                 attributes: SecretAttributes, createdAt: Timestamp, now: Timestamp) throws(VSecureError) {
         let statement = try db.prepare("""
             INSERT INTO secrets(id, environment, name, current_version, tags, metadata, expires_at, description,

@@ -85,7 +85,7 @@ public final class LocalVault {
             try db.execute("PRAGMA journal_mode=WAL")
             try configure(db)
             try db.transaction(immediate: true) { () throws(VSecureError) in
-                try db.execute(VaultFormat.schemaV1)
+                try db.execute(VaultFormat.schema)
                 let insert = try db.prepare("INSERT INTO vault_meta(key, value) VALUES (?1, ?2)")
                 func put(_ key: String, _ value: [UInt8]) throws(VSecureError) {
                     insert.reset()

@@ -4,7 +4,7 @@ import VSecureCore
 /// that document and the test vectors.
 enum VaultFormat {
     /// Stored in `PRAGMA user_version`.
-    static let currentVersion: Int64 = 1
+    static let currentVersion: Int64 = 2
 
     static let schemaV1 = """
     CREATE TABLE vault_meta(
@@ -49,9 +49,33 @@ enum VaultFormat {
     ) WITHOUT ROWID;
     """
 
-    /// Forward migrations: `migrations[n]` takes a vault from format n+1 to n+2. Empty while
-    /// format 1 is the only one.
-    static let migrations: [String] = []
+    /// Format 2 adds one table: a secret's rotation policy and what happened to it. A row exists
+    /// only for a secret that has a policy; values and associated data are unchanged.
+    static let rotationTable = """
+    CREATE TABLE rotation(
+        secret_id TEXT PRIMARY KEY NOT NULL REFERENCES secrets(id) ON DELETE CASCADE,
+        period INTEGER NOT NULL,
+        notify_before INTEGER,
+        source TEXT NOT NULL,
+        length INTEGER,
+        charset TEXT,
+        argv TEXT,
+        last_rotated_at INTEGER NOT NULL,
+        next_due_at INTEGER NOT NULL,
+        failing_since INTEGER,
+        last_failure_at INTEGER,
+        last_failure TEXT,
+        failure_count INTEGER NOT NULL DEFAULT 0,
+        claim TEXT,
+        claimed_until INTEGER
+    ) WITHOUT ROWID;
+    """
+
+    /// A new vault: format 1's tables plus format 2's.
+    static var schema: String { schemaV1 + "\n" + rotationTable }
+
+    /// Forward migrations: `migrations[n]` takes a vault from format n+1 to n+2.
+    static let migrations: [String] = [rotationTable]
 
     enum MetaKey {
         static let vaultID = "vault_id"

@@ -253,12 +253,12 @@ struct BadInputTests {
 
     @Test func aVaultOfANewerFormatIsRefused() throws {
         let vault = try vaultWithASecret()
-        let message = "vault '\(vault.vaultPath)' has format version 2, newer than this vsecure reads (1)"
+        let message = "vault '\(vault.vaultPath)' has format version 3, newer than this vsecure reads (2)"
         if Vault.hasSQLite3 {
-            try vault.sqlite("PRAGMA user_version=2")
+            try vault.sqlite("PRAGMA user_version=3")
         } else {
             var file = try vault.directory.read("vault.db")
-            file.replaceSubrange(60..<64, with: [0, 0, 0, 2])
+            file.replaceSubrange(60..<64, with: [0, 0, 0, 3])
             try vault.directory.write("vault.db", file)
         }
         for arguments in [["secrets:get", "EXISTING"], ["secrets:list"], ["vault:status"]] {
@@ -272,9 +272,9 @@ struct BadInputTests {
         let vault = try vaultWithASecret()
         var file = try vault.directory.read("vault.db")
         #expect(Array(file[0..<16]) == bytes("SQLite format 3") + [0])
-        file.replaceSubrange(60..<64, with: [0, 0, 0, 2])
+        file.replaceSubrange(60..<64, with: [0, 0, 0, 3])
         try vault.directory.write("vault.db", file)
-        expectFailure(try vault.run(["secrets:get", "EXISTING"]), 8, "has format version 2, newer than this vsecure reads (1)")
+        expectFailure(try vault.run(["secrets:get", "EXISTING"]), 8, "has format version 3, newer than this vsecure reads (2)")
     }
 
     @Test func aFileThatIsNotAVaultIsRefused() throws {

@@ -131,7 +131,7 @@ struct VaultCommandTests {
         let lines = text.stdoutText.split(separator: "\n").map(String.init)
         #expect(lines.count == 8)
         #expect(lines[0] == "vault:        \(vault.vaultPath)")
-        #expect(lines[1] == "format:       1")
+        #expect(lines[1] == "format:       2")
         #expect(lines[2].range(of: #"^vault id:     [0-9a-f]{32}$"#, options: .regularExpression) != nil)
         #expect(lines[3] == "key:          key file \(vault.keyPath)")
         #expect(lines[4] == "environments: development, staging, production (default development)")
@@ -140,7 +140,7 @@ struct VaultCommandTests {
 
         let json = try object(vault.json(["vault:status"]))
         #expect(json.string("vault") == vault.vaultPath)
-        #expect(json.int("formatVersion") == 1)
+        #expect(json.int("formatVersion") == 2)
         #expect(json.string("keyProtection") == "keyfile")
         #expect(json.string("keyFile") == vault.keyPath)
         #expect(json.strings("environments") == ["development", "staging", "production"])

@@ -15,7 +15,7 @@ struct LocalVaultCreationTests {
         #expect(try fileMode(fixture.directory.child("home")) == 0o700)
         #expect(try FileManager.default.attributesOfItem(atPath: fixture.keyPath)[.size] as? NSNumber == 32)
         let status = try fixture.vault.status(checkIntegrity: true)
-        #expect(status.formatVersion == 1)
+        #expect(status.formatVersion == 2)
         #expect(status.protection == .keyFile)
         #expect(status.secretCount == 0 && status.deletedCount == 0 && status.versionCount == 0)
         #expect(status.integrityOK)

@@ -94,13 +94,13 @@ struct VaultTamperTests {
         #expect(lengthError?.status == .integrity)
     }
 
-    @Test("format versions other than 1 are refused without crashing", arguments: [0, -1, -7, 2, 99] as [Int64])
+    @Test("format versions other than 1 and 2 are refused without crashing", arguments: [0, -1, -7, 3, 99] as [Int64])
     func formatVersions(_ format: Int64) throws {
         let fixture = try VaultFixture()
         try fixture.vault.db.execute("PRAGMA user_version=\(format)")
         let error = #expect(throws: VSecureError.self) { try fixture.reopen() }
         #expect(error?.status == .integrity)
-        #expect(error?.message.contains(format > 1 ? "has format version \(format), newer than this vsecure reads (1)" : "is not a vsecure vault") == true)
+        #expect(error?.message.contains(format > 2 ? "has format version \(format), newer than this vsecure reads (2)" : "is not a vsecure vault") == true)
     }
 
     @Test("a missing or malformed header entry is an integrity error")

@@ -9,6 +9,10 @@ import VSecureCrypto
 ///
 ///     VSECURE_REGENERATE_VECTORS=1 swift test --filter VaultVectorGenerator
 ///
+/// The checked-in vectors are format 1 files (they were made before format 2): every open of
+/// one migrates a copy to format 2, which pins the migration down. Regenerating writes format 2
+/// files and sets `formatVersion` in vectors.json to 2; keep a format-1 copy of good.db then.
+///
 /// Nonces, salts, vault ids and keys are random, so every run gives new bytes; the expected
 /// results stay the same. The tampering is done with plain SQL, as an attacker holding the file would.
 @Suite("Vault vector generator")
@@ -83,7 +87,7 @@ struct VaultVectorGenerator {
             try setSealed(db, "production", "API_KEY", 2, Array(apiV2.dropLast()))
             try setSealed(db, "production", "BINARY", 1, [])
         }
-        try variant(work, "good.db", "newer-format.db") { db in try db.execute("PRAGMA user_version=2") }
+        try variant(work, "good.db", "newer-format.db") { db in try db.execute("PRAGMA user_version=3") }
         try variant(work, "good.db", "negative-format.db") { db in try db.execute("PRAGMA user_version=-1") }
         try variant(work, "good.db", "tampered-wrapped-key.db") { db in
             var wrapped = try meta(db, "wrapped_data_key")
@@ -179,8 +183,8 @@ struct VaultVectorGenerator {
             good("truncated-by-one-byte", "a box shortened by its last byte", "API_KEY", version: 2, vault: "truncated.db", authentication(2, "API_KEY")),
             good("truncated-to-nothing", "a zero-length box", "BINARY", vault: "truncated.db", authentication(1, "BINARY")),
 
-            good("newer-format-version", "PRAGMA user_version = 2", "API_KEY", vault: "newer-format.db",
-                 .failure(.integrity, "has format version 2, newer than this vsecure reads (1)")),
+            good("newer-format-version", "PRAGMA user_version = 3", "API_KEY", vault: "newer-format.db",
+                 .failure(.integrity, "has format version 3, newer than this vsecure reads (2)")),
             good("negative-format-version", "PRAGMA user_version = -1", "API_KEY", vault: "negative-format.db",
                  .failure(.integrity, "is not a vsecure vault")),
             good("plain-sqlite-file", "an SQLite database that is not a vault (user_version 0)", "API_KEY", vault: "plain-sqlite.db",

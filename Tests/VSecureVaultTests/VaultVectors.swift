@@ -63,7 +63,8 @@ struct VaultVectorTests {
     @Test("vectors.json is present and covers every required kind of case")
     func coverage() throws {
         let file = try Vectors.load()
-        #expect(file.formatVersion == 1)
+        // The checked-in files are format 1: opening each migrates a copy (see the generator).
+        #expect((1...2).contains(file.formatVersion))
         let ids = Set(file.cases.map(\.id))
         #expect(ids.count == file.cases.count, "case ids must be unique")
         for required in ["good-current-after-rollback", "good-empty-value", "good-binary-value", "flipped-ciphertext-byte",
