@@ -33,6 +33,11 @@ public enum ExitStatus: Int32, Sendable, CaseIterable {
     case remoteUnreachable = 13
     /// The operation needs a vsecure server (roles, grants).
     case needsServer = 14
+    /// A rotation failed (`secrets:rotate`), or at least one did (`rotation:run`); nothing
+    /// changed for the failed secrets, and `rotation:run` retries them on its next run.
+    case rotationFailed = 15
+    /// The store cannot do this yet: rotation against a vsecure server.
+    case unsupported = 16
     /// The command was found but cannot be executed.
     case commandNotExecutable = 126
     /// The command was not found.

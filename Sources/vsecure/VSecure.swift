@@ -24,6 +24,7 @@ struct VSecure: ParsableCommand {
             VaultInit.self, VaultStatus.self, VaultRekey.self,
             SecretsCreate.self, SecretsUpdate.self, SecretsGet.self, SecretsList.self, SecretsVersions.self,
             SecretsDiff.self, SecretsRollback.self, SecretsDelete.self, SecretsImport.self, SecretsExport.self,
+            SecretsRotate.self, RotationStatus.self, RotationRun.self,
             Login.self, Logout.self, ConfigSet.self, ConfigGet.self, ConfigShow.self, ConfigPath.self,
         ]
     )

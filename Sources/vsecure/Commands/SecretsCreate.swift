@@ -25,18 +25,22 @@ struct SecretsCreate: ParsableCommand {
     @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
     @OptionGroup var attributes: AttributeOptions
+    @OptionGroup(title: "Rotation (docs/rotation.md)") var rotation: RotationOptions
     @OptionGroup var source: ValueSourceOptions
     @OptionGroup var output: OutputOption
 
     func run() throws {
         let now = ProcessEnvironment.now
         let (secretName, positional) = try splitNameAndValue(name, value)
+        if rotation.noRotation { throw VSecureError.usage("--no-rotation is for secrets:update; a new secret has no policy unless given one") }
+        let policy = try rotation.change() ?? nil
         let tags = try attributes.parsedTags()
         let newAttributes = SecretAttributes(tags: tags, metadata: try attributes.parsedMetadata(),
                                              expiresAt: try attributes.parsedExpiry(now: now),
                                              description: try attributes.parsedDescription())
         var env = try environment.explicit()
         let store = try location.open()
+        let rotating = try policy.map { (_: RotationPolicy) throws(VSecureError) in try rotatingStore(store) }
         if let local = store as? LocalSecretStore {
             // Refuse a bad environment before asking for a value nobody can store (a server
             // checks it when the secret arrives).
@@ -44,7 +48,13 @@ struct SecretsCreate: ParsableCommand {
                                         default: local.vault.defaultEnvironment)
         }
         let secretValue = try source.read(positional: positional, name: secretName)
-        let created = try store.create(NewSecret(name: secretName, environment: env, value: secretValue, attributes: newAttributes))
+        let newSecret = NewSecret(name: secretName, environment: env, value: secretValue, attributes: newAttributes)
+        let created: SecretSummary
+        if let rotating, let policy {
+            created = try rotating.create(newSecret, rotation: policy)
+        } else {
+            created = try store.create(newSecret)
+        }
         if output.json {
             Console.out(JSONValue.object(Presentation.json(created, now: now)).serialized())
         } else {
@@ -58,8 +68,8 @@ struct SecretsUpdate: ParsableCommand {
         commandName: "secrets:update",
         abstract: "Give a secret a new value (a new version) and/or change its attributes.",
         discussion: """
-        A new value makes a new version. Attribute options alone (tags, metadata, expiry, description) \
-        change the secret without a new version, e.g. `vsecure secrets:update STRIPE_KEY --expires-in 90d`. \
+        A new value makes a new version. Attribute options alone (tags, metadata, expiry, description, \
+        rotation policy) change the secret without a new version, e.g. `vsecure secrets:update STRIPE_KEY --expires-in 90d`. \
         Without VALUE and without attribute options the value is read as for secrets:create. \
         --if-version N changes nothing unless the current version is N.
         """
@@ -95,6 +105,7 @@ struct SecretsUpdate: ParsableCommand {
     @Option(name: .customLong("if-version"), help: ArgumentHelp("Change nothing unless the current version is this one.", valueName: "n"))
     var ifVersion: Int?
 
+    @OptionGroup(title: "Rotation (docs/rotation.md; any rotation option replaces the whole policy)") var rotation: RotationOptions
     @OptionGroup var source: ValueSourceOptions
     @OptionGroup var output: OutputOption
 
@@ -126,15 +137,23 @@ struct SecretsUpdate: ParsableCommand {
         let (secretName, positional) = try splitNameAndValue(name, value)
         if let ifVersion, ifVersion < 1 { throw VSecureError.usage("--if-version must be 1 or more") }
         let change = try attributeChange(now: now)
+        let policyChange = try rotation.change()
         var env = try environment.explicit()
         let store = try location.open()
-        let wantsValue = positional != nil || source.fromFile != nil || change.isEmpty
+        let rotating = try policyChange.map { (_: RotationPolicy?) throws(VSecureError) in try rotatingStore(store) }
+        let wantsValue = positional != nil || source.fromFile != nil || (change.isEmpty && policyChange == nil)
         if wantsValue {
             // Check the secret exists before prompting for a value nobody can store.
             env = try store.summary(environment: env, name: secretName).environment
         }
         let newValue = wantsValue ? try source.read(positional: positional, name: secretName) : nil
-        let result = try store.update(environment: env, name: secretName, value: newValue, change: change, ifVersion: ifVersion)
+        let result: SecretUpdate
+        if let rotating {
+            result = try rotating.update(environment: env, name: secretName, value: newValue, change: change, ifVersion: ifVersion,
+                                         rotation: policyChange)
+        } else {
+            result = try store.update(environment: env, name: secretName, value: newValue, change: change, ifVersion: ifVersion)
+        }
         let shown = result.secret.environment
         if output.json {
             var members = Presentation.json(result.secret, now: now)

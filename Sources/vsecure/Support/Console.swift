@@ -94,5 +94,13 @@ enum ProcessEnvironment {
         return "\(user)@\(String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
     }
 
-    static var now: Timestamp { Timestamp(secondsSinceEpoch: Int64(time(nil))) }
+    /// The clock, or the test hook `VSECURE_TEST_NOW` (ISO 8601 or epoch seconds; docs/rotation.md).
+    /// It only moves the caller's own view of time: whoever sets it already holds the key.
+    static var now: Timestamp {
+        guard let text = string("VSECURE_TEST_NOW") else { return Timestamp(secondsSinceEpoch: Int64(time(nil))) }
+        do { return try Timestamp(testNow: text) } catch {
+            Console.report(error)
+            exit(ExitStatus.usage.rawValue)
+        }
+    }
 }
