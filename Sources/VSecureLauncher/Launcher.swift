@@ -126,13 +126,22 @@ public enum Launcher {
         }
     }
 
-    /// Expired secrets stop the launch (all named at once); those close to expiry are warnings.
+    /// Expired secrets stop the launch (all named at once); those close to expiry, or inside
+    /// their rotation policy's notify-before window, are warnings.
     static func checkExpiry(_ injections: [Injection], environment: EnvironmentName, settings: LaunchSettings) throws(VSecureError) -> [String] {
-        let now = Timestamp(secondsSinceEpoch: Int64(time(nil)))
+        // VSECURE_TEST_NOW: the test clock of docs/rotation.md.
+        let testNow = getenv("VSECURE_TEST_NOW").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        let now = try testNow.map { (text: String) throws(VSecureError) in try Timestamp(testNow: text) }
+            ?? Timestamp(secondsSinceEpoch: Int64(time(nil)))
         var expired: [String] = []
         var warnings: [String] = []
         var seen = Set<SecretName>()
         for secret in injections.flatMap(\.secrets) where seen.insert(secret.name).inserted {
+            if let due = secret.rotationDueAt, let notice = secret.rotationNotifyBefore,
+               due.secondsSinceEpoch - now.secondsSinceEpoch <= notice.seconds {
+                let left = due.secondsSinceEpoch - now.secondsSinceEpoch
+                warnings.append("\(secret.name) in \(environment) is due for rotation at \(due.iso8601) (\(left > 0 ? "in \(SecretDuration.approximate(seconds: left))" : "overdue"))")
+            }
             guard let expiresAt = secret.expiresAt else { continue }
             if expiresAt <= now {
                 expired.append("\(secret.name) (expired \(expiresAt.iso8601))")

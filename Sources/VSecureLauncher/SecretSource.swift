@@ -11,6 +11,9 @@ public struct FetchedSecret: Sendable {
     public var selectedByTags: Bool
     /// The source's own handle for `writeValue`.
     public var slot: Int
+    /// From a rotation policy (local vault only): the next due time and the notice window.
+    public var rotationDueAt: Timestamp? = nil
+    public var rotationNotifyBefore: SecretDuration? = nil
 
     public init(name: SecretName, version: Int, expiresAt: Timestamp?, valueLength: Int, selectedByTags: Bool, slot: Int) {
         self.name = name
@@ -58,8 +61,11 @@ public final class LocalVaultSource: SecretSource {
         self.environment = environment
         sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: tagSelections)
         return sealed.enumerated().map { slot, secret in
-            FetchedSecret(name: secret.name, version: secret.version, expiresAt: secret.expiresAt, valueLength: secret.valueLength,
-                          selectedByTags: secret.selectedByTags, slot: slot)
+            var fetched = FetchedSecret(name: secret.name, version: secret.version, expiresAt: secret.expiresAt, valueLength: secret.valueLength,
+                                        selectedByTags: secret.selectedByTags, slot: slot)
+            fetched.rotationDueAt = secret.rotationDueAt
+            fetched.rotationNotifyBefore = secret.rotationNotifyBefore
+            return fetched
         }
     }
 
