@@ -23,10 +23,15 @@ final class LockedRequestBody {
 
     /// Appends `"valueBase64":"…"`.
     func appendValue(_ value: SecureBytes) {
+        value.withUnsafeBytes { appendValue($0) }
+    }
+
+    func appendValue(_ value: UnsafeRawBufferPointer) {
         append("\"valueBase64\":\"")
         let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/".utf8)
         let scratch = SecureBytes(count: 4096)
-        value.withUnsafeBytes { input in
+        let input = value
+        do {
             scratch.withUnsafeMutableBytes { out in
                 var used = 0
                 var index = 0

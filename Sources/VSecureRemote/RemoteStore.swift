@@ -250,7 +250,7 @@ public final class RemoteStore: SecretStore {
             throw VSecureError.usage("a server takes at most \(Self.maxBatchSize) secrets in one import; this one has \(entries.count)",
                                      hint: "split the file")
         }
-        for entry in entries { try SecretValueRule.check(length: entry.value.count, name: entry.name) }
+        for entry in entries { try SecretValueRule.check(length: entry.count, name: entry.name) }
         var target = environment
         if target == nil && !addTags.isEmpty {
             let named = try environmentsNamed(by: addTags)
@@ -284,7 +284,7 @@ public final class RemoteStore: SecretStore {
             body.append("{")
             body.appendMembers(members)
             body.append(",")
-            body.appendValue(entry.value)
+            entry.withValueBytes { body.appendValue($0) }
             body.append("}")
         }
         body.append("]}")

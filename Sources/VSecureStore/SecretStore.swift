@@ -161,11 +161,34 @@ public struct SecretHistory: Sendable, Equatable {
 /// One entry of an import.
 public struct UpsertEntry: Sendable {
     public var name: SecretName
-    public var value: SecureBytes
+    /// The value is `range` of `storage`. Many entries may share one locked buffer: an import of
+    /// 100,000 values must not make 100,000 `sodium_malloc` regions, because each is a separate
+    /// mapping with guard pages and the kernel caps the mappings of a process (vm.max_map_count).
+    private let storage: SecureBytes
+    private let range: Range<Int>
 
     public init(name: SecretName, value: SecureBytes) {
         self.name = name
-        self.value = value
+        storage = value
+        range = 0..<value.count
+    }
+
+    /// An entry whose value is `range` of a buffer shared with other entries.
+    public init(name: SecretName, in storage: SecureBytes, range: Range<Int>) {
+        precondition(range.lowerBound >= 0 && range.upperBound <= storage.count)
+        self.name = name
+        self.storage = storage
+        self.range = range
+    }
+
+    /// The value's length in bytes.
+    public var count: Int { range.count }
+
+    /// Calls `body` with the value's bytes, in locked memory.
+    public func withValueBytes<R, E: Error>(_ body: (UnsafeRawBufferPointer) throws(E) -> R) throws(E) -> R {
+        try storage.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(E) -> R in
+            try body(UnsafeRawBufferPointer(rebasing: raw[range]))
+        }
     }
 }
 

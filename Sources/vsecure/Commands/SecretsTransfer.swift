@@ -43,8 +43,20 @@ struct SecretsImport: ParsableCommand {
         for entry in entries { try SecretValueRule.check(length: entry.value.count, name: entry.name) }
 
         let store = try location.open()
-        let upserts = entries.map { entry in
-            UpsertEntry(name: entry.name, value: entry.value.withUnsafeBytes { SecureBytes(copying: $0) })
+        // One locked buffer for every value: a locked allocation per value would hit the
+        // kernel's cap on mappings for a large import.
+        let storage = SecureBytes(count: max(1, entries.reduce(0) { $0 + $1.value.count }))
+        var upserts: [UpsertEntry] = []
+        upserts.reserveCapacity(entries.count)
+        var offset = 0
+        storage.withUnsafeMutableBytes { buffer in
+            for entry in entries {
+                entry.value.withUnsafeBytes { value in
+                    if value.count > 0 { (buffer.baseAddress! + offset).copyMemory(from: value.baseAddress!, byteCount: value.count) }
+                }
+                upserts.append(UpsertEntry(name: entry.name, in: storage, range: offset..<(offset + entry.value.count)))
+                offset += entry.value.count
+            }
         }
         let result = try store.upsert(environment: try environment.explicit(), entries: upserts, addTags: tagList)
         let env = result.environment
