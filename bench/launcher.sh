@@ -74,16 +74,33 @@ print(" ".join("S%d=%s" % (i, "".join(secrets.choice(a) for _ in range(40))) for
     printf '%-8s %12s %12s %8s\n' "$n" "$floor_ms" "$launch_ms" "$(python3 -c "print('%.2f' % ($launch_ms / $floor_ms))")"
 done
 
-# Peak RSS at N=1000: ru_maxrss of the child survives execve (the kernel keeps the old high-water mark).
-peak_kib=$(python3 - "$bin/vsecure-run" "$work" <<'PY'
-import resource, subprocess, sys
-binary, work = sys.argv[1], sys.argv[2]
-subprocess.run([binary, "--vault", f"{work}/small/vault.db", "--key-file", f"{work}/small/vault.key",
-                "--manifest", f"{work}/m1000.yml", "--", "/bin/true"], check=True)
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
-PY
-)
-printf '\npeak RSS at N=1000: %s KiB (%.1f MiB; target <= 10 MiB)\n' "$peak_kib" "$(python3 -c "print($peak_kib / 1024)")"
+# Peak RSS at N=1000, measured by a 20-line C program (cc ships with Swift): fork, exec, wait4,
+# ru_maxrss. The kernel folds the high-water mark of the address space an execve replaces into
+# the process's maxrss, so the figure covers vsecure-run up to its execve and /bin/true after it.
+# (A fork from python3 would add python's own resident set, which is larger than the launcher's.)
+cat > "$work/maxrss.c" <<'C'
+#include <stdio.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    pid_t pid = fork();
+    if (pid == 0) { execv(argv[1], argv + 1); _exit(127); }
+    int status = 0;
+    struct rusage usage;
+    if (pid < 0 || wait4(pid, &status, 0, &usage) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+    printf("%ld\n", usage.ru_maxrss);
+    return 0;
+}
+C
+cc -O2 -o "$work/maxrss" "$work/maxrss.c"
+peaks=()
+for _ in 1 2 3 4 5 6 7; do
+    peaks+=("$("$work/maxrss" "$bin/vsecure-run" --vault "$work/small/vault.db" --key-file "$work/small/vault.key" \
+        --manifest "$work/m1000.yml" -- /bin/true)")
+done
+peak_kib=$(printf '%s\n' "${peaks[@]}" | sort -n | sed -n 4p)   # the median of 7
+printf '\npeak RSS at N=1000 (median of 7): %s KiB (%.2f MiB; target <= 10 MiB)\n' "$peak_kib" "$(python3 -c "print($peak_kib / 1024)")"
 
 hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/vaultsize.json" \
     "$bin/vsecure-run --vault $work/small/vault.db --key-file $work/small/vault.key --manifest $work/m100.yml -- /bin/true" \

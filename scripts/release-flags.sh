@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Prints the `swift build` flags for release binaries, one per line:
-#   --static-swift-stdlib, and a linker search directory holding only the static archives of
-#   libsodium, SQLite and libyaml, so that `-lsodium`, `-lsqlite3` and `-lyaml` resolve to the
-#   archives instead of the shared libraries (the linker tries each directory in order and takes
-#   whichever form it finds first there).
-# Linking them statically saves the dynamic loader about two thirds of its start-up work in
-# vsecure-run (docs/benchmarks.md). The price: a security update of those libraries reaches the
-# binaries only when they are rebuilt (run ./install.sh again after `apt-get upgrade`).
+#   --static-swift-stdlib, and a linker search directory holding only static archives, so that
+#   `-lsodium`, `-lsqlite3`, `-lyaml`, `-lstdc++` and `-lgcc_s` resolve to archives instead of
+#   shared libraries (the linker tries each directory in order and takes whichever form it finds
+#   first there). `-lgcc_s` is answered by GCC's libgcc_eh.a, the same unwinder as a static
+#   archive; libstdc++ and libgcc may be linked statically under the GCC Runtime Library
+#   Exception.
+# The static Swift runtime needs libstdc++ and libgcc_s, and loading them (long C++ symbol names
+# to look up and relocate) cost vsecure-run more than its own work on the vault; with all five
+# linked in, vsecure-run needs only libc and libm (docs/benchmarks.md has the figures).
+# The price: a security update of these libraries reaches the binaries only when they are
+# rebuilt (run ./install.sh again after `apt-get upgrade`).
 # When an archive is missing the shared library is used, and a note says so on stderr.
 # Usage: scripts/release-flags.sh [BUILD_DIR]   (default .build; the link directory goes inside it)
 set -euo pipefail
@@ -15,16 +19,30 @@ build_dir="${1:-.build}"
 links="$(pwd)/$build_dir/static-archives"
 mkdir -p "$links"
 multiarch="$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")"
+link_archive() { # NAME ARCHIVE-OR-EMPTY: libNAME.a in the link directory points at ARCHIVE
+    if [ -n "$2" ] && [ -f "$2" ]; then
+        ln -sf "$2" "$links/lib$1.a"
+    else
+        rm -f "$links/lib$1.a"
+        echo "release-flags.sh: note: no static archive for lib$1; linking the shared library" >&2
+    fi
+}
 for lib in sodium sqlite3 yaml; do
     archive=""
     for dir in ${multiarch:+/usr/lib/$multiarch} /usr/lib64 /usr/lib; do
         if [ -f "$dir/lib$lib.a" ]; then archive="$dir/lib$lib.a"; break; fi
     done
-    if [ -n "$archive" ]; then
-        ln -sf "$archive" "$links/lib$lib.a"
-    else
-        rm -f "$links/lib$lib.a"
-        echo "release-flags.sh: note: lib$lib.a not found; linking the shared lib$lib" >&2
-    fi
+    link_archive "$lib" "$archive"
 done
+# GCC's own archives: ask the compiler driver where they are (clang ships with Swift).
+gcc_file() { # FILE: its path, or nothing
+    local path
+    for cc in gcc clang; do
+        command -v "$cc" >/dev/null 2>&1 || continue
+        path="$("$cc" -print-file-name="$1" 2>/dev/null || true)"
+        if [ -n "$path" ] && [ "$path" != "$1" ] && [ -f "$path" ]; then echo "$path"; return; fi
+    done
+}
+link_archive stdc++ "$(gcc_file libstdc++.a)"
+link_archive gcc_s "$(gcc_file libgcc_eh.a)"
 printf '%s\n' --static-swift-stdlib -Xlinker "-L$links"
