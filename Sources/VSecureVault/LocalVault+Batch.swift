@@ -27,11 +27,14 @@ extension LocalVault {
         let selections = tagSelections.filter { !$0.isEmpty }
         if names.isEmpty && selections.isEmpty { return [] }
         // The last column says which part of the union found the row: 0 by name, 1 by tags.
+        // A format-1 vault left unmigrated on a read-only file system has no rotation table.
+        let hasRotation = formatVersion >= 2
         func columns(_ selectedByTags: Int) -> String {
             """
-            SELECT s.name, s.current_version, s.expires_at, v.value_length, v.sealed, \(selectedByTags), r.next_due_at, r.notify_before
+            SELECT s.name, s.current_version, s.expires_at, v.value_length, v.sealed, \(selectedByTags),
+                \(hasRotation ? "r.next_due_at, r.notify_before" : "NULL, NULL")
             FROM secrets s JOIN versions v ON v.secret_id = s.id AND v.version = s.current_version
-                LEFT JOIN rotation r ON r.secret_id = s.id
+                \(hasRotation ? "LEFT JOIN rotation r ON r.secret_id = s.id" : "")
             WHERE s.environment = ?1 AND s.deleted_at IS NULL
             """
         }

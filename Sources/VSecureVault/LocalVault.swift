@@ -30,13 +30,18 @@ public final class LocalVault {
     public let environments: [EnvironmentName]
     public let defaultEnvironment: EnvironmentName
     public let createdAt: Timestamp
+    /// `VaultFormat.currentVersion`, except for a format-1 vault that a read-only opener could
+    /// not migrate (a read-only file system): the launcher then reads it as format 1.
+    let formatVersion: Int64
     let db: SQLiteDatabase
     let dataKey: SecureBytes
     /// Derived on first use: the launcher never needs it.
     lazy var fingerprintKey: SecureBytes = KeyDerivation.subkey(of: dataKey, id: 1, context: "vsfprint")
 
     private init(path: String, db: SQLiteDatabase, vaultID: [UInt8], protection: KeyProtection, dataKey: SecureBytes,
-                 environments: [EnvironmentName], defaultEnvironment: EnvironmentName, createdAt: Timestamp) {
+                 environments: [EnvironmentName], defaultEnvironment: EnvironmentName, createdAt: Timestamp,
+                 formatVersion: Int64 = VaultFormat.currentVersion) {
+        self.formatVersion = formatVersion
         self.path = path
         self.db = db
         self.vaultID = vaultID
@@ -184,7 +189,7 @@ public final class LocalVault {
             break
         }
         Sodium.initialize()
-        var db = try SQLiteDatabase(path: path, create: false, readOnly: readOnly)
+        let db = try SQLiteDatabase(path: path, create: false, readOnly: readOnly)
         if !readOnly { try configure(db) }
         let format = try db.scalarInt("PRAGMA user_version")
         if format > VaultFormat.currentVersion {
@@ -193,12 +198,21 @@ public final class LocalVault {
         }
         // 0 is a fresh SQLite file; a negative version would index the migrations out of range.
         if format <= 0 { throw VSecureError(.integrity, "\(Quoted(path)) is not a vsecure vault") }
+        var openedFormat = VaultFormat.currentVersion
         if format < VaultFormat.currentVersion {
             if readOnly {
-                db = try SQLiteDatabase(path: path, create: false)
-                try configure(db)
+                // A vault on a read-only file system cannot be migrated; a read-only reader
+                // (the launcher) still reads it in its old format.
+                do {
+                    let writer = try SQLiteDatabase(path: path, create: false)
+                    try configure(writer)
+                    try migrate(writer, from: format)
+                } catch {
+                    openedFormat = format
+                }
+            } else {
+                try migrate(db, from: format)
             }
-            try migrate(db, from: format)
         }
 
         let meta = try readMeta(db, path: path)
@@ -258,7 +272,7 @@ public final class LocalVault {
         guard dataKey.count == AEAD.keyBytes else { throw VSecureError(.integrity, "vault \(Quoted(path)) is damaged: bad data key") }
         return LocalVault(path: path, db: db, vaultID: vaultID, protection: protection, dataKey: dataKey,
                           environments: environments, defaultEnvironment: defaultEnvironment,
-                          createdAt: Timestamp(secondsSinceEpoch: createdAt))
+                          createdAt: Timestamp(secondsSinceEpoch: createdAt), formatVersion: openedFormat)
     }
 
     private static func readMeta(_ db: SQLiteDatabase, path: String) throws(VSecureError) -> [String: [UInt8]] {
@@ -341,7 +355,7 @@ public final class LocalVault {
         } else {
             integrityOK = true
         }
-        return Status(path: path, formatVersion: Int(VaultFormat.currentVersion), vaultID: hexString(vaultID), protection: protection,
+        return Status(path: path, formatVersion: Int(formatVersion), vaultID: hexString(vaultID), protection: protection,
                       environments: environments, defaultEnvironment: defaultEnvironment,
                       secretCount: Int(try db.scalarInt("SELECT count(*) FROM secrets WHERE deleted_at IS NULL")),
                       deletedCount: Int(try db.scalarInt("SELECT count(*) FROM secrets WHERE deleted_at IS NOT NULL")),

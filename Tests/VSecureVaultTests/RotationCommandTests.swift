@@ -12,6 +12,8 @@ struct RotationCommandTests {
 
     init() throws { scratch = try ScratchDirectory() }
 
+    /// Scripts run as `/bin/sh PATH`: executing a file this process just wrote can fail with
+    /// ETXTBSY while a parallel test's child still holds the write descriptor.
     func script(_ name: String, _ body: String) throws -> String {
         let path = scratch.child(name)
         try ("#!/bin/sh\n" + body + "\n").write(toFile: path, atomically: true, encoding: .utf8)
@@ -34,7 +36,7 @@ struct RotationCommandTests {
         let old: [UInt8] = utf8("old value\n") + [0, 0xFF]
         try fixture.vault.put("DB_PASSWORD", old, at: t0)
         try fixture.vault.change("DB_PASSWORD", to: old, at: t0)
-        let policy = try RotationPolicy(period: SecretDuration(seconds: 86_400), source: try RotationSource.command(parsing: "\(command) --user app", extra: ["two words"]))
+        let policy = try RotationPolicy(period: SecretDuration(seconds: 86_400), source: try RotationSource.command(parsing: "/bin/sh \(command) --user app", extra: ["two words"]))
         try fixture.vault.setRotationPolicy(environment: env("production"), name: secretName("DB_PASSWORD"), policy: policy, now: time(t0))
         setenv("VSECURE_KEY_FILE", "/must/not/leak", 1)
         setenv("VSECURE_PASSPHRASE", "must-not-leak", 1)
@@ -59,11 +61,11 @@ struct RotationCommandTests {
     func largeValue() throws {
         let command = try script("echo-first.sh", "printf 'x\\n'; cat >/dev/null")
         let large = SecureBytes.randomCharacters(count: SecretValueRule.maximumBytes, alphabet: RotationCharset.hex.alphabet)
-        let value = try RotationCommand.run(argv: [command], environment: [], input: large, timeout: SecretDuration(seconds: 20))
+        let value = try RotationCommand.run(argv: ["/bin/sh", command], environment: [], input: large, timeout: SecretDuration(seconds: 20))
         #expect(plain(value) == utf8("x"))
         // A command that ignores stdin entirely also works.
         let ignoring = try script("ignore.sh", "printf 'y'")
-        #expect(plain(try RotationCommand.run(argv: [ignoring], environment: [], input: large, timeout: SecretDuration(seconds: 20))) == utf8("y"))
+        #expect(plain(try RotationCommand.run(argv: ["/bin/sh", ignoring], environment: [], input: large, timeout: SecretDuration(seconds: 20))) == utf8("y"))
     }
 
     @Test("failures: exit status, empty output, too much output, a command that hangs, a missing program")
@@ -77,7 +79,7 @@ struct RotationCommandTests {
         for (name, body, message) in cases {
             let command = try script(name, body)
             let error = #expect(throws: RotationFailure.self) {
-                try RotationCommand.run(argv: [command], environment: [], input: bytes("secret-old"), timeout: SecretDuration(seconds: 20))
+                try RotationCommand.run(argv: ["/bin/sh", command], environment: [], input: bytes("secret-old"), timeout: SecretDuration(seconds: 20))
             }
             #expect(error?.reason.contains(message) == true, "\(name): \(String(describing: error?.reason))")
             #expect(error?.reason.contains("secret-old") == false)
@@ -85,7 +87,7 @@ struct RotationCommandTests {
         let hang = try script("hang.sh", "sleep 30; printf 'late'")
         let started = Date()
         let timeout = #expect(throws: RotationFailure.self) {
-            try RotationCommand.run(argv: [hang], environment: [], input: bytes("v"), timeout: SecretDuration(seconds: 1))
+            try RotationCommand.run(argv: ["/bin/sh", hang], environment: [], input: bytes("v"), timeout: SecretDuration(seconds: 1))
         }
         #expect(timeout?.reason.contains("did not finish within 1s and was killed") == true)
         #expect(Date().timeIntervalSince(started) < 10)
@@ -101,10 +103,10 @@ struct RotationCommandTests {
         let fixture = try VaultFixture()
         try fixture.vault.put("K", utf8("keep"), at: t0)
         try fixture.vault.setRotationPolicy(environment: env("production"), name: secretName("K"),
-                                            policy: try RotationPolicy(period: SecretDuration(seconds: 60), source: .command(argv: [command])), now: time(t0))
+                                            policy: try RotationPolicy(period: SecretDuration(seconds: 60), source: .command(argv: ["/bin/sh", command])), now: time(t0))
         let store = LocalSecretStore(vault: fixture.vault, actor: "cron") { time(t0 + 60) }
         let result = try store.rotate(environment: env("production"), name: secretName("K"), onlyIfDue: true, settings: RotationSettings())
-        #expect(result.outcome == .failed(reason: "the rotation command \(command) exited with status 3; nothing was changed"))
+        #expect(result.outcome == .failed(reason: "the rotation command /bin/sh exited with status 3; nothing was changed"))
         #expect(try fixture.vault.read("K") == utf8("keep"))
         #expect(try fixture.vault.versions(environment: env("production"), name: secretName("K")).1.count == 1)
     }

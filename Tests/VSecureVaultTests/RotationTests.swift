@@ -43,8 +43,10 @@ struct VaultMigrationTests {
         #expect(try vault.status(checkIntegrity: true).integrityOK)
 
         // A migrated vault takes policies; the period counts from the current value's time.
-        try vault.setRotationPolicy(environment: env("production"), name: secretName("DB_PASSWORD"), policy: try policy("30d"), now: time(t0 + 9_999))
-        let entry = try #require(try vault.rotationEntries(environment: env("production")).first { $0.name.rawValue == "DB_PASSWORD" })
+        let writer = try LocalVault.open(at: vaultPath, keys: keyFileSource(keyPath))
+        #expect(try writer.status(checkIntegrity: false).formatVersion == 2)
+        try writer.setRotationPolicy(environment: env("production"), name: secretName("DB_PASSWORD"), policy: try policy("30d"), now: time(t0 + 9_999))
+        let entry = try #require(try writer.rotationEntries(environment: env("production")).first { $0.name.rawValue == "DB_PASSWORD" })
         #expect(entry.record?.lastRotatedAt == time(t0 + 360))
         #expect(entry.record?.nextDueAt == time(t0 + 360 + 30 * day))
     }
