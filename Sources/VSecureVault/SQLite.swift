@@ -31,12 +31,6 @@ final class SQLiteDatabase {
         sqlite3_extended_result_codes(db, 1)
         // Writers queue behind each other instead of failing; 30 s covers a stuck fsync.
         sqlite3_busy_timeout(db, 30_000)
-        if readOnly {
-            // A reader maps the file instead of copying each page it visits with pread; pages
-            // hold ciphertext and public columns only. (The map is read-only: writers still
-            // go through write(2), so a torn page cannot come from here.)
-            _ = sqlite3_exec(db, "PRAGMA mmap_size=1073741824", nil, nil, nil)
-        }
     }
 
     deinit {
