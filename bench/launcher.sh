@@ -6,15 +6,18 @@
 #   2. peak RSS of a launch at N = 1000;
 #   3. a launch of N = 100 from a vault of 100,000 secrets against one from a vault of 1,000.
 # Targets (issue 3): ratio <= 2.0 at N=100; peak RSS <= 10 MiB at N=1000; vault-size ratio <= 1.2.
-# Usage: bench/launcher.sh [--runs N] [--bin DIR]   (default: builds release binaries)
+# Usage: bench/launcher.sh [--runs N] [--rounds R] [--bin DIR]   (default: builds release binaries;
+#   each ratio comes from R alternating hyperfine rounds of N/R runs per command, default 200/5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=200
+rounds=5
 bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
+        --rounds) rounds="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
         -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
         *) echo "launcher.sh: error: unknown option $1" >&2; exit 2 ;;
@@ -51,7 +54,24 @@ manifest() {
     { echo "version: 1"; echo "secrets:"; for ((i = 0; i < $2; i++)); do printf '  - S%06d\n' "$i"; done; } > "$1"
 }
 
-median_ms() { python3 -c 'import json,sys; print("%.3f" % (json.load(open(sys.argv[1]))["results"][int(sys.argv[2])]["median"] * 1000))' "$@"; }
+# pair_medians TAG CMD1 CMD2: "MEDIAN1 MEDIAN2" in ms over `rounds` alternating hyperfine rounds,
+# so that a change of load on the shared machine lands on both commands.
+pair_medians() {
+    local tag="$1" round
+    for ((round = 1; round <= rounds; round++)); do
+        hyperfine -N --warmup 10 --runs "$(( (runs + rounds - 1) / rounds ))" --export-json "$work/$tag-$round.json" \
+            "$2" "$3" >/dev/null
+    done
+    python3 - "$work" "$tag" "$rounds" <<'PY'
+import json, statistics, sys
+work, tag, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+times = [[], []]
+for r in range(1, rounds + 1):
+    for i, result in enumerate(json.load(open(f"{work}/{tag}-{r}.json"))["results"]):
+        times[i] += result["times"]
+print("%.3f %.3f" % tuple(statistics.median(t) * 1000 for t in times))
+PY
+}
 
 echo "building vaults (1,000 and 100,000 secrets)..." >&2
 make_vault "$work/small" 1000
@@ -65,12 +85,8 @@ for n in 10 100 1000; do
     floor="/usr/bin/env $(python3 -c 'import secrets,string,sys
 a = string.ascii_letters + string.digits
 print(" ".join("S%d=%s" % (i, "".join(secrets.choice(a) for _ in range(40))) for i in range(int(sys.argv[1]))))' "$n") /bin/true"
-    hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/h$n.json" \
-        "$floor" \
-        "$bin/vsecure-run --vault $work/small/vault.db --key-file $work/small/vault.key --manifest $work/m$n.yml -- /bin/true" \
-        >/dev/null
-    floor_ms=$(median_ms "$work/h$n.json" 0)
-    launch_ms=$(median_ms "$work/h$n.json" 1)
+    read -r floor_ms launch_ms < <(pair_medians "h$n" "$floor" \
+        "$bin/vsecure-run --vault $work/small/vault.db --key-file $work/small/vault.key --manifest $work/m$n.yml -- /bin/true")
     printf '%-8s %12s %12s %8s\n' "$n" "$floor_ms" "$launch_ms" "$(python3 -c "print('%.2f' % ($launch_ms / $floor_ms))")"
 done
 
@@ -102,11 +118,8 @@ done
 peak_kib=$(printf '%s\n' "${peaks[@]}" | sort -n | sed -n 4p)   # the median of 7
 printf '\npeak RSS at N=1000 (median of 7): %s KiB (%.2f MiB; target <= 10 MiB)\n' "$peak_kib" "$(python3 -c "print($peak_kib / 1024)")"
 
-hyperfine -N --warmup 20 --runs "$runs" --export-json "$work/vaultsize.json" \
+read -r small large < <(pair_medians vaultsize \
     "$bin/vsecure-run --vault $work/small/vault.db --key-file $work/small/vault.key --manifest $work/m100.yml -- /bin/true" \
-    "$bin/vsecure-run --vault $work/large/vault.db --key-file $work/large/vault.key --manifest $work/m100.yml -- /bin/true" \
-    >/dev/null
-small=$(median_ms "$work/vaultsize.json" 0)
-large=$(median_ms "$work/vaultsize.json" 1)
+    "$bin/vsecure-run --vault $work/large/vault.db --key-file $work/large/vault.key --manifest $work/m100.yml -- /bin/true")
 printf 'N=100 from 1,000 secrets: %s ms; from 100,000: %s ms; ratio %s (target <= 1.2)\n' "$small" "$large" \
     "$(python3 -c "print('%.2f' % ($large / $small))")"
