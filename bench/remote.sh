@@ -7,18 +7,20 @@
 #   2. vsecure-run --endpoint … -- /bin/true: load libcurl, fetch, decode into the locked
 #      environment block, exec.
 # Prints the medians and the ratio. Target (issue 5): at most 1.0x curl at N=100.
-# Usage: bench/remote.sh [--runs 100] [--secrets 100] [--bin DIR]
+# Usage: bench/remote.sh [--runs 100] [--rounds 5] [--secrets 100] [--bin DIR]
 #   --bin: a directory holding built vsecure-run and vsecure-server (default: builds release
 #          binaries with scripts/release-flags.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 runs=100
+rounds=5
 count=100
 bin=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --runs) runs="$2"; shift 2 ;;
+        --rounds) rounds="$2"; shift 2 ;;
         --secrets) count="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
         -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
@@ -91,15 +93,22 @@ export VSECURE_API_KEY="$token"
 "$bin/vsecure-run" --endpoint "$base" --manifest "$work/vsecure.yml" -- /bin/sh -c "[ -n \"\$S000000\" ]" \
     || { echo "remote.sh: error: the launch did not deliver the secrets" >&2; exit 1; }
 
-hyperfine -N --warmup 10 --runs "$runs" --export-json "$work/h.json" \
-    "curl -q -s --noproxy * -o /dev/null -X POST -H @$work/auth -H Content-Type:application/json --data-binary @$work/batch.json $base/v1/security/secrets/batch/get" \
-    "$bin/vsecure-run --endpoint $base --manifest $work/vsecure.yml -- /bin/true" >/dev/null
+# Alternating rounds, so that a change of load on the shared machine lands on both commands.
+for ((round = 1; round <= rounds; round++)); do
+    hyperfine -N --warmup 5 --runs "$(( (runs + rounds - 1) / rounds ))" --export-json "$work/h-$round.json" \
+        "curl -q -s --noproxy * -o /dev/null -X POST -H @$work/auth -H Content-Type:application/json --data-binary @$work/batch.json $base/v1/security/secrets/batch/get" \
+        "$bin/vsecure-run --endpoint $base --manifest $work/vsecure.yml -- /bin/true" >/dev/null
+done
 
-python3 - "$work/h.json" "$count" <<'PY'
-import json, sys
-results = json.load(open(sys.argv[1]))["results"]
-curl, launch = (r["median"] * 1000 for r in results)
-print(f"\nN={sys.argv[2]} secrets from a loopback server (medians of {len(results[0]['times'])} runs)")
+python3 - "$work" "$rounds" "$count" <<'PY'
+import json, statistics, sys
+work, rounds, count = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+times = [[], []]
+for r in range(1, rounds + 1):
+    for i, result in enumerate(json.load(open(f"{work}/h-{r}.json"))["results"]):
+        times[i] += result["times"]
+curl, launch = (statistics.median(t) * 1000 for t in times)
+print(f"\nN={count} secrets from a loopback server (medians of {len(times[0])} runs in {rounds} alternating rounds)")
 print(f"{'curl -s (fetch only)':<28} {curl:8.3f} ms")
 print(f"{'vsecure-run … -- /bin/true':<28} {launch:8.3f} ms")
 print(f"{'ratio':<28} {launch / curl:8.2f}   (target <= 1.0)")
