@@ -12,7 +12,7 @@ struct SecretsCreate: ParsableCommand {
         --from-file, stdin when VALUE is - or absent and stdin is not a terminal, or a prompt without \
         echo. Values are bytes, kept exactly (a trailing newline on stdin is part of the value). \
         The environment is --env, else $VSECURE_ENV, else a tag that names an environment, else the \
-        vault's default.
+        vault's default. The rotation options set a rotation policy (docs/rotation.md).
         """
     )
 
@@ -25,7 +25,7 @@ struct SecretsCreate: ParsableCommand {
     @OptionGroup var location: StoreOptions
     @OptionGroup var environment: EnvironmentOption
     @OptionGroup var attributes: AttributeOptions
-    @OptionGroup(title: "Rotation (docs/rotation.md)") var rotation: RotationOptions
+    @OptionGroup(title: "Rotation policy") var rotation: RotationOptions
     @OptionGroup var source: ValueSourceOptions
     @OptionGroup var output: OutputOption
 
@@ -71,7 +71,8 @@ struct SecretsUpdate: ParsableCommand {
         A new value makes a new version. Attribute options alone (tags, metadata, expiry, description, \
         rotation policy) change the secret without a new version, e.g. `vsecure secrets:update STRIPE_KEY --expires-in 90d`. \
         Without VALUE and without attribute options the value is read as for secrets:create. \
-        --if-version N changes nothing unless the current version is N.
+        --if-version N changes nothing unless the current version is N. Any rotation option \
+        replaces the whole rotation policy (docs/rotation.md).
         """
     )
 
@@ -105,7 +106,7 @@ struct SecretsUpdate: ParsableCommand {
     @Option(name: .customLong("if-version"), help: ArgumentHelp("Change nothing unless the current version is this one.", valueName: "n"))
     var ifVersion: Int?
 
-    @OptionGroup(title: "Rotation (docs/rotation.md; any rotation option replaces the whole policy)") var rotation: RotationOptions
+    @OptionGroup(title: "Rotation policy") var rotation: RotationOptions
     @OptionGroup var source: ValueSourceOptions
     @OptionGroup var output: OutputOption
 
