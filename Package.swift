@@ -54,12 +54,13 @@ let package = Package(
         .target(
             name: "VSecureServer",
             dependencies: [
-                "VSecureVault", "VSecureCrypto", "VSecureCore",
+                "VSecureVault", "VSecureStore", "VSecureCrypto", "VSecureCore",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "HTTPTypes", package: "swift-http-types"),
             ]
         ),

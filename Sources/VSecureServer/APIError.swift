@@ -14,6 +14,9 @@ public struct APIError: Error, Sendable {
         case validationError = "VALIDATION_ERROR"
         case conflict = "CONFLICT"
         case secretExpired = "SECRET_EXPIRED"
+        /// A rotation was tried and failed (a command exited non-zero, printed nothing, …);
+        /// nothing changed. 422, not 5xx, so that clients do not retry it blindly.
+        case rotationFailed = "ROTATION_FAILED"
         case payloadTooLarge = "PAYLOAD_TOO_LARGE"
         case unsupportedMediaType = "UNSUPPORTED_MEDIA_TYPE"
         case rateLimitExceeded = "RATE_LIMIT_EXCEEDED"
@@ -29,6 +32,7 @@ public struct APIError: Error, Sendable {
             case .validationError: return .badRequest
             case .conflict: return .conflict
             case .secretExpired: return .gone
+            case .rotationFailed: return .unprocessableContent
             case .payloadTooLarge: return .contentTooLarge
             case .unsupportedMediaType: return .unsupportedMediaType
             case .rateLimitExceeded: return .tooManyRequests

@@ -8,6 +8,7 @@ import HummingbirdTLS
 import Logging
 import NIOCore
 import NIOSSL
+import ServiceLifecycle
 import VSecureCore
 import VSecureCrypto
 import VSecureVault
@@ -63,9 +64,13 @@ public func buildApplication(_ configuration: ServerConfiguration,
     } else {
         server = try .tls(http1, tlsConfiguration: try tlsConfiguration(configuration))
     }
+    var services: [any Service] = []
+    if configuration.rotation.intervalSeconds > 0, let rotator = service.rotator {
+        services.append(RotationSchedule(rotator: rotator, intervalSeconds: configuration.rotation.intervalSeconds, logger: logger))
+    }
     return Application(router: router, server: server,
                        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vsecure-server"),
-                       onServerRunning: onServerRunning, logger: logger)
+                       services: services, onServerRunning: onServerRunning, logger: logger)
 }
 
 /// The service over the data directory's vault and registry.
@@ -79,7 +84,11 @@ public func openService(_ configuration: ServerConfiguration, clock: @escaping @
         try LocalVault.open(at: configuration.vaultPath, readOnly: true, keys: keys)
     }
     let registry = try ServerRegistry(path: configuration.registryPath, vault: vault)
-    return SecretService(vault: vault, readers: readers, registry: registry, clock: clock)
+    let rotator = try SecretRotator(settings: configuration.rotation, clock: clock) { () throws(VSecureError) in
+        try LocalVault.open(at: configuration.vaultPath, keys: keys)
+    }
+    return SecretService(vault: vault, readers: readers, registry: registry, clock: clock, rotationSettings: configuration.rotation,
+                         rotator: rotator)
 }
 
 func tlsConfiguration(_ configuration: ServerConfiguration) throws -> TLSConfiguration {

@@ -1,6 +1,7 @@
 import Hummingbird
 import VSecureCore
 import VSecureCrypto
+import VSecureStore
 import VSecureVault
 
 /// `/v1/security/secrets…`: the secret lifecycle over HTTP.
@@ -17,12 +18,13 @@ struct SecretRoutes {
         table.add(group, .get, "secrets/:name/versions", versions)
         table.add(group, .post, "secrets/:name/rollback", rollback)
         table.add(group, .get, "secrets/:name/diff", diff)
+        table.add(group, .post, "secrets/:name/rotate", rotate)
         // `secrets/batch/…` is also where the batch routes live, and the router does not fall back
         // from the fixed segment `batch` to `:name`: without these, a secret named `batch` could
         // be created but never read, changed or deleted. Same templates, so not in the table.
         let named: [(HTTPRequest.Method, String, @Sendable (Request, ServerContext) async throws -> Response)] = [
             (.get, "", get), (.put, "", update), (.delete, "", delete),
-            (.get, "/versions", versions), (.post, "/rollback", rollback), (.get, "/diff", diff),
+            (.get, "/versions", versions), (.post, "/rollback", rollback), (.get, "/diff", diff), (.post, "/rotate", rotate),
         ]
         for (method, suffix, handler) in named {
             group.on(RouterPath("secrets/batch" + suffix), method: method) { request, context in
@@ -39,9 +41,8 @@ struct SecretRoutes {
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(Self.createFields)
-        if let policy = body["rotationPolicy"], policy != .null {
-            throw APIError(.validationError, "rotationPolicy is not supported by this server yet")
-        }
+        // Creating without a policy is the same as null.
+        let rotation = try RotationPolicyJSON.parse(body["rotationPolicy"], settings: service.rotationSettings) ?? nil
         guard let nameText = try body.string("name") else { throw APIError(.validationError, "field 'name' is required") }
         let name = try APIError.wrap { () throws(VSecureError) in try SecretName(nameText) }
         let tagTexts = try body.strings("tags")
@@ -62,11 +63,14 @@ struct SecretRoutes {
             let attributes = SecretAttributes(tags: tags, metadata: metadata,
                                               expiresAt: try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now),
                                               description: description)
-            let created = try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                try vault.create(environment: environment, name: name, value: raw, attributes: attributes,
-                                 actor: context.actorName, now: now)
+            return try vault.atomically { () throws(VSecureError) -> (HTTPResponse.Status, JSONValue) in
+                let created = try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                    try vault.create(environment: environment, name: name, value: raw, attributes: attributes,
+                                     actor: context.actorName, now: now)
+                }
+                if let rotation { try vault.setRotationPolicy(environment: environment, name: name, policy: rotation, now: now) }
+                return (.created, .object(try vault.responseMembers(created, now: now)))
             }
-            return (.created, .object(created.jsonMembers(now: now)))
         }
     }
 
@@ -90,7 +94,15 @@ struct SecretRoutes {
             }
             return decoded
         }
-        let (secrets, now) = try await service.withVault { vault, now throws(VSecureError) in (try vault.list(query, now: now), now) }
+        let (secrets, rotations, now) = try await service.withVault { vault, now throws(VSecureError) in
+            let entries = try vault.rotationEntries(environment: query.environment).compactMap { entry -> (String, RotationPolicy, RotationRecord)? in
+                guard let policy = entry.policy, let record = entry.record else { return nil }
+                return ("\(entry.environment.rawValue)/\(entry.name.rawValue)", policy, record)
+            }
+            return (try vault.list(query, now: now), entries, now)
+        }
+        var rotationByPath: [String: (RotationPolicy, RotationRecord)] = [:]
+        for (path, policy, record) in rotations { rotationByPath[path] = (policy, record) }
         // Only what the key may read is listed or counted. Sorted by path, the order the cursor
         // compares in (the store's environment-then-name order differs when an environment name
         // extends another with '-', e.g. app and app-eu, and a walk would skip or repeat).
@@ -102,7 +114,10 @@ struct SecretRoutes {
         let nextCursor: JSONValue = hasMore
             ? .string(ServerRegistry.base64URL(Array(page.last!.path.utf8))) : .null
         return JSONResponse.make(.object([
-            ("data", .array(page.map { .object($0.jsonMembers(now: now)) })),
+            ("data", .array(page.map { secret in
+                .object(secret.jsonMembers(now: now) + RotationPolicyJSON.members(rotationByPath[secret.path], expiresAt: secret.attributes.expiresAt,
+                                                                                     now: now))
+            })),
             ("pagination", .object([("cursor", nextCursor), ("hasMore", .bool(hasMore)), ("totalCount", .int(visible.count))])),
         ]))
     }
@@ -128,9 +143,8 @@ struct SecretRoutes {
         let name = try context.secretName()
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(Self.updateFields)
-        if let policy = body["rotationPolicy"], policy != .null {
-            throw APIError(.validationError, "rotationPolicy is not supported by this server yet")
-        }
+        // nil: leave the policy; .some(nil): remove it.
+        let rotation = try RotationPolicyJSON.parse(body["rotationPolicy"], settings: service.rotationSettings)
         let environment = try service.environment(try body.string("environment") ?? request.query("environment"))
         _ = try context.require(.secretsWrite, environment: environment)
         var ifVersion = try body.int("ifVersion")
@@ -172,13 +186,29 @@ struct SecretRoutes {
             let ifVersion = expectedVersion
             if noExpiry { change.expiresAt = .some(nil) }
             else if let expiry = try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now) { change.expiresAt = .some(expiry) }
-            if value == nil && change.isEmpty { throw VSecureError.usage("nothing to update: give a value or attribute changes") }
-            let result = try vault.update(environment: environment, name: name, lockedValue: value, change: change,
-                                          ifVersion: ifVersion, actor: context.actorName, now: now)
-            var members = result.secret.jsonMembers(now: now)
-            members.append(("previousVersion", .int(result.previousVersion)))
-            members.append(("valueChanged", .bool(result.newVersion != nil)))
-            return (.ok, .object(members))
+            if value == nil && change.isEmpty && rotation == nil {
+                throw VSecureError.usage("nothing to update: give a value, attribute changes or a rotationPolicy")
+            }
+            return try vault.atomically { () throws(VSecureError) -> (HTTPResponse.Status, JSONValue) in
+                var previousVersion: Int, valueChanged = false
+                if value != nil || !change.isEmpty {
+                    let result = try vault.update(environment: environment, name: name, lockedValue: value, change: change,
+                                                  ifVersion: ifVersion, actor: context.actorName, now: now)
+                    previousVersion = result.previousVersion
+                    valueChanged = result.newVersion != nil
+                } else {
+                    let current = try vault.summary(environment: environment, name: name)
+                    if let ifVersion, ifVersion != current.currentVersion {
+                        throw VSecureError(.conflict, "\(name) in \(environment) is at version \(current.currentVersion), not \(ifVersion); nothing was changed")
+                    }
+                    previousVersion = current.currentVersion
+                }
+                if let rotation { try vault.setRotationPolicy(environment: environment, name: name, policy: rotation, now: now) }
+                var members = try vault.responseMembers(try vault.summary(environment: environment, name: name), now: now)
+                members.append(("previousVersion", .int(previousVersion)))
+                members.append(("valueChanged", .bool(valueChanged)))
+                return (.ok, .object(members))
+            }
         }
     }
 
@@ -219,7 +249,7 @@ struct SecretRoutes {
         if let target, target < 1 { throw APIError(.validationError, "field 'version' must be 1 or more") }
         return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             let result = try vault.rollback(environment: environment, name: name, to: target, actor: context.actorName, now: now)
-            var members = result.secret.jsonMembers(now: now)
+            var members = try vault.responseMembers(result.secret, now: now)
             members.append(("previousVersion", .int(result.previousVersion)))
             members.append(("restoredVersion", .int(target ?? result.previousVersion - 1)))
             return (.ok, .object(members))
@@ -237,6 +267,58 @@ struct SecretRoutes {
             return try VersionDiff(secret: secret, versions: versions, from: from, to: to).json
         }
         return JSONResponse.make(body)
+    }
+}
+
+extension SecretRoutes {
+    /// `POST /secrets/{name}/rotate`: a new value now, made by the secret's policy (due or not).
+    /// The environment comes from `?environment=` or an optional body `{"environment": …}`.
+    @Sendable func rotate(_ request: Request, context: ServerContext) async throws -> Response {
+        let name = try context.secretName()
+        var environmentText = request.query("environment")
+        if request.headers[.contentType] != nil {
+            let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
+            try body.rejectUnknown(["environment"])
+            environmentText = try body.string("environment") ?? environmentText
+        }
+        let environment = try service.environment(environmentText)
+        _ = try context.require(.secretsWrite, environment: environment)
+        guard let rotator = service.rotator else { throw APIError(.serviceUnavailable, "this server does not rotate secrets") }
+        let policy = try await service.withVault { vault, _ throws(VSecureError) -> RotationPolicy? in
+            try vault.rotation(secretID: try vault.summary(environment: environment, name: name).id)?.0
+        }
+        guard let policy else {
+            throw APIError(.conflict, "\(name) in \(environment) has no rotation policy",
+                           details: ["hint": "set one with PUT /v1/security/secrets/\(name) and a rotationPolicy"])
+        }
+        switch policy.source {
+        case .manual:
+            throw APIError(.conflict, "\(name) in \(environment) has a manual rotation policy: the server cannot make its next value",
+                           details: ["hint": "give it a new value with PUT /v1/security/secrets/\(name); that counts as its rotation"])
+        case .command(let argv):
+            if let refusal = service.rotationSettings.commandRefusal(argv) {
+                throw APIError(.conflict, "\(name) in \(environment) has a rotation command this server does not run: \(refusal)")
+            }
+        case .generate:
+            break
+        }
+        let result = try await APIError.wrap { () async throws(VSecureError) in
+            try await rotator.rotate(environment: environment, name: name, onlyIfDue: false, actor: context.actorName)
+        }
+        SecretRotator.log(result, logger: context.logger)
+        switch result.outcome {
+        case .rotated(let from, _):
+            let body = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
+                var members = try vault.responseMembers(try vault.summary(environment: environment, name: name), now: now)
+                members.append(("previousVersion", .int(from)))
+                return .object(members)
+            }
+            return JSONResponse.make(body)
+        case .skipped(let reason):
+            throw APIError(.conflict, "\(name) in \(environment) was not rotated: \(reason)")
+        case .failed(let reason):
+            throw APIError(.rotationFailed, "the rotation of \(name) in \(environment) failed; nothing changed: \(reason)")
+        }
     }
 }
 

@@ -19,8 +19,16 @@ public actor SecretService {
     nonisolated let keys: APIKeyTable
     public nonisolated let defaultEnvironment: EnvironmentName
     public nonisolated let environments: [EnvironmentName]
+    /// What rotation policies API clients may set, and how the server rotates.
+    public nonisolated let rotationSettings: ServerRotationSettings
+    /// Rotates on a connection of its own; nil when the service was built without one (then
+    /// `POST …/rotate` answers 503).
+    public nonisolated let rotator: SecretRotator?
 
-    public init(vault: LocalVault, readers: VaultReaders, registry: ServerRegistry, clock: @escaping @Sendable () -> Timestamp) {
+    public init(vault: LocalVault, readers: VaultReaders, registry: ServerRegistry, clock: @escaping @Sendable () -> Timestamp,
+                rotationSettings: ServerRotationSettings = ServerRotationSettings(), rotator: SecretRotator? = nil) {
+        self.rotationSettings = rotationSettings
+        self.rotator = rotator
         self.vault = vault
         self.readers = readers
         self.registry = registry
@@ -66,8 +74,8 @@ public actor SecretService {
                 throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)", hint: "allowExpired=true reads it anyway")
             }
         }
-        func body(_ secret: SecretSummary, version: Int, value: UnsafeRawBufferPointer) -> ByteBuffer {
-            var members = secret.jsonMembers(now: now)
+        func body(_ secret: SecretSummary, version: Int, value: UnsafeRawBufferPointer) throws(VSecureError) -> ByteBuffer {
+            var members = try vault.responseMembers(secret, now: now)
             members.removeAll { $0.0 == "version" }
             members.insert(("version", .int(version)), at: 4)
             members.insert(("currentVersion", .int(secret.currentVersion)), at: 5)
@@ -84,13 +92,15 @@ public actor SecretService {
         if let version {
             let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
             try checkExpiry(secret)
-            return (value.withUnsafeBytes { body(secret, version: info.version, value: $0) }, secret.currentVersion)
+            return (try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                try body(secret, version: info.version, value: raw)
+            }, secret.currentVersion)
         }
         let (secret, sealed) = try vault.sealedCurrent(environment: environment, name: name)
         try checkExpiry(secret)
         let response = try scratch.withBuffer(count: sealed.valueLength) { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
             try vault.open(sealed, environment: environment, into: raw)
-            return body(secret, version: sealed.version, value: UnsafeRawBufferPointer(raw))
+            return try body(secret, version: sealed.version, value: UnsafeRawBufferPointer(raw))
         }
         return (response, secret.currentVersion)
     }
@@ -143,6 +153,14 @@ public actor SecretService {
         json.value(.array(expired))
         json.closeObject()
         return json.buffer
+    }
+}
+
+extension LocalVault {
+    /// A secret as responses show it: its attributes, `rotationPolicy` and `rotation`.
+    func responseMembers(_ secret: SecretSummary, now: Timestamp) throws(VSecureError) -> [(String, JSONValue)] {
+        secret.jsonMembers(now: now)
+            + RotationPolicyJSON.members(try rotation(secretID: secret.id), expiresAt: secret.attributes.expiresAt, now: now)
     }
 }
 

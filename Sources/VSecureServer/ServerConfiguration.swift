@@ -30,6 +30,8 @@ public struct ServerConfiguration: Sendable {
     public var insecureHTTP = false
     public var allowInsecureRemote = false
     public var limits = ServerLimits()
+    /// `--rotation-interval`, `--allow-rotation-commands`.
+    public var rotation = ServerRotationSettings()
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 

@@ -77,9 +77,11 @@ struct Serve: AsyncParsableCommand {
         abstract: "Serve the store over HTTPS (plain HTTP only on loopback, with --insecure-http).",
         discussion: """
         Settings come from flags, then VSECURE_SERVER_* environment variables (LISTEN, TLS_CERT, \
-        TLS_KEY, INSECURE_HTTP, RATE_LIMIT, MAX_BODY_BYTES, LOG_LEVEL), then a JSON config file \
-        (--config) with the same names in camelCase (listen, tlsCert, tlsKey, insecureHttp, \
-        rateLimit, maxBodyBytes, logLevel). SIGTERM drains in-flight requests, then exits.
+        TLS_KEY, INSECURE_HTTP, RATE_LIMIT, MAX_BODY_BYTES, LOG_LEVEL, ROTATION_INTERVAL, \
+        ALLOW_ROTATION_COMMANDS), then a JSON config file (--config) with the same names in camelCase \
+        (listen, tlsCert, tlsKey, insecureHttp, rateLimit, maxBodyBytes, logLevel, rotationInterval, \
+        allowRotationCommands). SIGTERM drains in-flight requests, stops the rotation schedule \
+        (finishing a rotation in progress), then exits.
         """
     )
 
@@ -110,6 +112,14 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("max-body-bytes"), help: ArgumentHelp("Largest request body accepted (default 1048576).", valueName: "n"))
     var maxBodyBytes: Int?
 
+    @Option(name: .customLong("rotation-interval"),
+            help: ArgumentHelp("How often to rotate due secrets, e.g. 30s or 5m; 0 turns the schedule off (default 1m).", valueName: "duration"))
+    var rotationInterval: String?
+
+    @Option(name: .customLong("allow-rotation-commands"),
+            help: ArgumentHelp("Accept and run rotation commands, but only programs directly in this directory. Without it, API clients may set generate and manual policies only.", valueName: "dir"))
+    var allowRotationCommands: String?
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error (default info).", valueName: "level"))
     var logLevel: String?
 
@@ -134,6 +144,12 @@ struct Serve: AsyncParsableCommand {
             guard let bytes = Int(text), bytes >= 1024 else { throw VSecureError.usage("the body limit must be at least 1024 bytes") }
             configuration.limits.maxBodyBytes = bytes
         }
+        if let text = setting(rotationInterval, "ROTATION_INTERVAL", "rotationInterval") {
+            configuration.rotation.intervalSeconds = text == "0" ? 0 : try SecretDuration(parsing: text).seconds
+        }
+        if let directory = setting(allowRotationCommands, "ALLOW_ROTATION_COMMANDS", "allowRotationCommands") {
+            try configuration.rotation.allowCommands(in: directory)
+        }
         LoggingSystem.bootstrap { label in ServerLogHandler(label: label) }
         var logger = Logger(label: "vsecure-server")
         let levelText = setting(logLevel, "LOG_LEVEL", "logLevel") ?? "info"
@@ -154,7 +170,8 @@ struct Serve: AsyncParsableCommand {
         guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
             throw VSecureError.usage("the config file \(Quoted(config)) is not a JSON object")
         }
-        let known: Set<String> = ["listen", "tlsCert", "tlsKey", "insecureHttp", "rateLimit", "maxBodyBytes", "logLevel"]
+        let known: Set<String> = ["listen", "tlsCert", "tlsKey", "insecureHttp", "rateLimit", "maxBodyBytes", "logLevel",
+                                  "rotationInterval", "allowRotationCommands"]
         if let unknown = object.keys.first(where: { !known.contains($0) }) {
             throw VSecureError.usage("unknown setting \(Quoted(unknown)) in \(config)", hint: "known settings: \(known.sorted().joined(separator: ", "))")
         }

@@ -1,0 +1,119 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Logging
+import NIOPosix
+import Synchronization
+import VSecureCore
+import VSecureCrypto
+import VSecureStore
+import VSecureVault
+
+/// Rotations on the server: the route that rotates now and the schedule. They run on a write
+/// connection of their own, on NIO's blocking thread pool, so a rotation command that takes a
+/// minute holds neither the service actor (every other write) nor a cooperative thread. The
+/// due check and the claim are `LocalVault.rotate`'s, the same as `vsecure rotation:run`'s, so
+/// the server and a CLI run on the same store never rotate a secret twice.
+public final class SecretRotator: Sendable {
+    private let connection: Mutex<LocalVault>
+    let settings: ServerRotationSettings
+    let clock: @Sendable () -> Timestamp
+
+    /// `open` makes the rotator's own read-write connection to the vault.
+    public init(settings: ServerRotationSettings, clock: @escaping @Sendable () -> Timestamp,
+                open: () throws(VSecureError) -> LocalVault) throws(VSecureError) {
+        connection = Mutex(try open())
+        self.settings = settings
+        self.clock = clock
+    }
+
+    /// The actor named in version records for the schedule's rotations.
+    static let scheduleActor = "vsecure-server (rotation schedule)"
+
+    /// Runs `body` with the connection on the blocking pool.
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable (LocalVault) throws(VSecureError) -> T) async throws(VSecureError) -> T {
+        let outcome: Result<T, VSecureError>
+        do {
+            outcome = try await NIOThreadPool.singleton.runIfActive { [self] in
+                self.connection.withLock { (vault: inout LocalVault) -> Result<T, VSecureError> in
+                    Result { () throws(VSecureError) -> T in try body(vault) }
+                }
+            }
+        } catch {
+            throw VSecureError(.internalError, "the rotation worker is not running")
+        }
+        return try outcome.get()
+    }
+
+    /// Rotates one secret (see `LocalVault.rotate`). A failure is recorded and returned.
+    public func rotate(environment: EnvironmentName, name: SecretName, onlyIfDue: Bool,
+                       actor: String) async throws(VSecureError) -> RotationResult {
+        let settings = settings, now = clock()
+        return try await blocking { (vault: LocalVault) throws(VSecureError) -> RotationResult in
+            try vault.rotate(environment: environment, name: name, onlyIfDue: onlyIfDue, actor: actor, now: now,
+                             claimFor: SecretDuration(seconds: settings.commandTimeout.seconds + 60)) { (input: LocalVault.RotationInput) throws(RotationFailure) -> SecureBytes in
+                switch input.source {
+                case .generate(let length, let charset):
+                    return SecureBytes.randomCharacters(count: length, alphabet: charset.alphabet)
+                case .command(let argv):
+                    if let refusal = settings.commandRefusal(argv) { throw RotationFailure(refusal) }
+                    return try RotationCommand.run(argv: argv, environment: Self.commandEnvironment(input), input: input.currentValue,
+                                                   timeout: settings.commandTimeout)
+                case .manual:
+                    throw RotationFailure("\(input.name) has a manual rotation policy")
+                }
+            }
+        }
+    }
+
+    /// One pass of the schedule: every due secret whose policy this server can carry out,
+    /// rotated once with `onlyIfDue`, each logged by name and version (never a value). Manual
+    /// policies and commands this server may not run are left to people and `rotation:run`.
+    public func rotateDue(logger: Logger) async -> [RotationResult] {
+        let now = clock()
+        let entries: [RotationEntry]
+        do {
+            entries = try await blocking { (vault: LocalVault) throws(VSecureError) in try vault.rotationEntries(environment: nil) }
+        } catch {
+            logger.error("rotation schedule: cannot list the secrets with policies", metadata: ["status": "\(error.status)"])
+            return []
+        }
+        var results: [RotationResult] = []
+        for entry in entries {
+            guard let policy = entry.policy, let record = entry.record, RotationState.isDue(now, record: record) else { continue }
+            switch policy.source {
+            case .manual: continue
+            case .command(let argv) where settings.commandRefusal(argv) != nil: continue
+            default: break
+            }
+            let path = "\(entry.environment)/\(entry.name)"
+            do {
+                let result = try await rotate(environment: entry.environment, name: entry.name, onlyIfDue: true, actor: Self.scheduleActor)
+                Self.log(result, logger: logger)
+                results.append(result)
+            } catch {
+                logger.warning("rotation schedule: \(path) could not be rotated: \(error.message)")
+            }
+            if Task.isCancelled { break }
+        }
+        return results
+    }
+
+    static func log(_ result: RotationResult, logger: Logger) {
+        let path = "\(result.environment)/\(result.name)"
+        switch result.outcome {
+        case .rotated(let from, let to): logger.notice("rotated \(path): version \(from) → \(to)")
+        case .skipped(let reason): logger.debug("rotation of \(path) skipped: \(reason)")
+        case .failed(let reason): logger.warning("rotation of \(path) failed: \(reason)")
+        }
+    }
+
+    /// The command's whole environment, as `vsecure rotation:run` gives it (docs/rotation.md):
+    /// what it rotates, PATH and HOME; nothing of the server's own.
+    static func commandEnvironment(_ input: LocalVault.RotationInput) -> [String] {
+        var result = ["VSECURE_SECRET_NAME=\(input.name.rawValue)", "VSECURE_SECRET_ENVIRONMENT=\(input.environment.rawValue)",
+                      "VSECURE_SECRET_VERSION=\(input.currentVersion)", "PATH=/usr/local/bin:/usr/bin:/bin"]
+        if let home = getenv("HOME") { result.append("HOME=" + String(cString: home)) }
+        return result
+    }
+}
