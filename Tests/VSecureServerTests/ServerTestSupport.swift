@@ -74,7 +74,8 @@ final class ServerFixture: Sendable {
 
     /// A new store in a temporary directory (vault.db, vault.key, server.db) with an admin key.
     static func make(limits: ServerLimits = ServerFixture.relaxedLimits,
-                     environments: [String] = ["development", "staging", "production"]) throws -> ServerFixture {
+                     environments: [String] = ["development", "staging", "production"],
+                     rotation: ServerRotationSettings = ServerRotationSettings()) throws -> ServerFixture {
         let directory = try TemporaryDirectory(prefix: "vsecure-server-test")
         let clock = TestClock()
         var envs: [EnvironmentName] = []
@@ -90,7 +91,14 @@ final class ServerFixture: Sendable {
                                     throw VSecureError(.key, "a key file vault")
                                 })
         }
-        let service = SecretService(vault: vault, readers: readers, registry: registry, clock: clock.function)
+        let rotator = try SecretRotator(settings: rotation, clock: clock.function) { () throws(VSecureError) in
+            try LocalVault.open(at: directory.file("vault.db"),
+                                keys: KeySource(keyFilePath: directory.file("vault.key")) { () throws(VSecureError) in
+                                    throw VSecureError(.key, "a key file vault")
+                                })
+        }
+        let service = SecretService(vault: vault, readers: readers, registry: registry, clock: clock.function,
+                                    rotationSettings: rotation, rotator: rotator)
         return ServerFixture(directory: directory, clock: clock, service: service, limits: limits,
                              admin: TestKey(id: key.id, token: token), environments: envs)
     }
