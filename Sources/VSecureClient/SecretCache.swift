@@ -31,18 +31,30 @@ public actor SecretCache {
 
     /// Monotonic time since some origin; tests give a clock they move by hand.
     private let now: @Sendable () -> Duration
+    /// The fetch: `client.secrets.get`; unit tests of the cache logic give one they control.
+    private let fetch: @Sendable (String, String?) async throws(VSecureClientError) -> SecretValue
     private var entries: [Key: Entry] = [:]
-    private var inFlight: [Key: Task<Result<SecretValue, VSecureClientError>, Never>] = [:]
-    /// Bumped by `invalidate` and `clear`, so a fetch that was running then does not put back
-    /// what was just dropped.
-    private var generation = 0
+    /// One fetch per key at a time, with a ticket: only the fetch still registered under its
+    /// key may store its result, so an `invalidate` or `clear` during a fetch wins, and a fetch
+    /// of one key is never disowned by an invalidation of another.
+    private var inFlight: [Key: (ticket: Int, task: Task<Result<SecretValue, VSecureClientError>, Never>)] = [:]
+    private var nextTicket = 0
 
     public init(client: VSecureClient, ttl: Duration, serveStaleOnError: Bool = false, maxStale: Duration? = nil) {
         let origin = ContinuousClock.now
         self.init(client: client, ttl: ttl, serveStaleOnError: serveStaleOnError, maxStale: maxStale) { ContinuousClock.now - origin }
     }
 
-    init(client: VSecureClient, ttl: Duration, serveStaleOnError: Bool, maxStale: Duration?, now: @escaping @Sendable () -> Duration) {
+    init(client: VSecureClient, ttl: Duration, serveStaleOnError: Bool, maxStale: Duration?,
+         fetch: (@Sendable (String, String?) async throws(VSecureClientError) -> SecretValue)? = nil,
+         now: @escaping @Sendable () -> Duration) {
+        if let fetch {
+            self.fetch = fetch
+        } else {
+            self.fetch = { (name: String, environment: String?) async throws(VSecureClientError) -> SecretValue in
+                try await client.secrets.get(name, environment: environment)
+            }
+        }
         self.client = client
         self.ttl = ttl
         self.serveStaleOnError = serveStaleOnError
@@ -56,11 +68,12 @@ public actor SecretCache {
         if let entry = entries[key], now() - entry.fetchedAt < ttl { return entry.value }
         let task: Task<Result<SecretValue, VSecureClientError>, Never>
         if let running = inFlight[key] {
-            task = running
+            task = running.task
         } else {
-            let generation = self.generation
-            task = Task { await self.refresh(key, generation: generation) }
-            inFlight[key] = task
+            nextTicket += 1
+            let ticket = nextTicket
+            task = Task { await self.refresh(key, ticket: ticket) }
+            inFlight[key] = (ticket, task)
         }
         return try await task.value.get()
     }
@@ -70,27 +83,25 @@ public actor SecretCache {
         let key = Key(name: name, environment: environment)
         entries[key] = nil
         inFlight[key] = nil
-        generation += 1
     }
 
     /// Forgets every value.
     public func clear() {
         entries.removeAll()
         inFlight.removeAll()
-        generation += 1
     }
 
     /// How many values are held.
     public var count: Int { entries.count }
 
-    private func refresh(_ key: Key, generation: Int) async -> Result<SecretValue, VSecureClientError> {
+    private func refresh(_ key: Key, ticket: Int) async -> Result<SecretValue, VSecureClientError> {
         let result: Result<SecretValue, VSecureClientError>
         do {
-            result = .success(try await client.secrets.get(key.name, environment: key.environment))
+            result = .success(try await fetch(key.name, key.environment))
         } catch {
             result = .failure(error)
         }
-        let current = generation == self.generation
+        let current = inFlight[key]?.ticket == ticket
         if current { inFlight[key] = nil }
         switch result {
         case .success(let value):

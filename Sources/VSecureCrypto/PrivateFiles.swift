@@ -67,6 +67,17 @@ public enum PrivateFiles {
         }
     }
 
+    /// Nil when `path` is a directory owned by this user that nobody else can write to (the
+    /// owner of a directory can replace the files in it); otherwise why not.
+    public static func privateDirectoryProblem(_ path: String) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return errnoText() }
+        guard info.st_mode & S_IFMT == S_IFDIR else { return "it is not a directory" }
+        guard info.st_uid == geteuid() else { return "it belongs to another user" }
+        guard info.st_mode & 0o022 == 0 else { return "others can write to it (mode \(octal(info.st_mode & 0o777)))" }
+        return nil
+    }
+
     public static func parentDirectory(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return "." }
         if slash == path.startIndex { return "/" }

@@ -31,11 +31,26 @@ public struct LaunchArguments: Equatable, Sendable {
 
     public init() {}
 
-    static let valueOptions: Set<String> = [
-        "--env", "--tags", "--only", "--manifest", "--vault", "--key-file", "--passphrase-file",
-        "--warn-within", "--keep", "--allow-override", "--output", "--endpoint", "--cacert", "--timeout", "--max-stale",
-    ]
-    static let flags: Set<String> = ["--allow-expired", "--no-override", "--clean-env", "--dry-run", "--help", "-h", "--version", "--fallback"]
+    /// Options that take a value. A switch rather than a `Set`: a global set costs the launcher
+    /// its hashing and generic set-up on every start, for a dozen string comparisons.
+    static func takesValue(_ name: String) -> Bool {
+        switch name {
+        case "--env", "--tags", "--only", "--manifest", "--vault", "--key-file", "--passphrase-file",
+             "--warn-within", "--keep", "--allow-override", "--output", "--endpoint", "--cacert", "--timeout", "--max-stale":
+            return true
+        default:
+            return false
+        }
+    }
+
+    static func isFlag(_ name: String) -> Bool {
+        switch name {
+        case "--allow-expired", "--no-override", "--clean-env", "--dry-run", "--help", "-h", "--version", "--fallback":
+            return true
+        default:
+            return false
+        }
+    }
 
     /// Options come first; the command starts at `--` or at the first argument that is not an
     /// option, and everything after it is passed to the command untouched.
@@ -58,7 +73,7 @@ public struct LaunchArguments: Equatable, Sendable {
                 name = String(argument[..<eq])
                 inlineValue = String(argument[argument.index(after: eq)...])
             }
-            if flags.contains(name) {
+            if isFlag(name) {
                 guard inlineValue == nil else { throw .usage("option \(name) takes no value", hint: usageHint) }
                 switch name {
                 case "--allow-expired": result.allowExpired = true
@@ -72,7 +87,7 @@ public struct LaunchArguments: Equatable, Sendable {
                 index += 1
                 continue
             }
-            guard valueOptions.contains(name) else {
+            guard takesValue(name) else {
                 throw .usage("unknown option \(Quoted(name))", hint: usageHint)
             }
             let value: String
@@ -133,8 +148,8 @@ public struct LaunchArguments: Equatable, Sendable {
           --key-file PATH          key file (default: $VSECURE_KEY_FILE, else ~/.vsecure/vault.key)
           --passphrase-file PATH   passphrase for a passphrase vault (else $VSECURE_PASSPHRASE)
         Server (instead of the local vault):
-          --endpoint URL           a vsecure server (default: $VSECURE_ENDPOINT, else the manifest's
-                                   source.endpoint); the API key is $VSECURE_API_KEY
+          --endpoint URL           a vsecure server (default: $VSECURE_ENDPOINT); the API key is $VSECURE_API_KEY.
+                                   A manifest's source.endpoint must name the same server
           --cacert FILE            trust this CA for the server (default: $VSECURE_CA_CERT)
           --timeout DURATION       give up on the server after this long, retries included (default: 10s)
           --fallback               if the server cannot be reached, use the encrypted offline cache of the

@@ -88,9 +88,7 @@ struct LaunchSettings {
     /// The server to fetch from, with the API key from VSECURE_API_KEY (read into locked memory;
     /// the launcher removes it from the child's environment).
     func remoteEndpoint(_ url: String) throws(VSecureError) -> RemoteEndpoint {
-        guard url.hasPrefix("https://") || url.hasPrefix("http://") else {
-            throw .usage("the endpoint \(Quoted(url)) must start with https:// (or http:// on loopback)")
-        }
+        let url = try ClientConfig.checkEndpoint(url)
         guard let raw = getenv("VSECURE_API_KEY"), strlen(raw) > 0 else {
             throw VSecureError(.accessDenied, "a server endpoint is set but VSECURE_API_KEY is empty", hint: "export VSECURE_API_KEY=vsec_…")
         }

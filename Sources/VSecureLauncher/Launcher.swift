@@ -51,7 +51,7 @@ public enum Launcher {
         let source: any SecretSource
         var remote: RemoteLaunchSource?
         let environment: EnvironmentName
-        if let url = settings.endpoint ?? manifest?.source.endpoint {
+        if let url = try serverURL(settings: settings, manifest: manifest) {
             guard let chosen = settings.explicitEnvironment ?? manifest?.environment else {
                 throw .usage("a launch from a server needs an environment", hint: "pass --env, set VSECURE_ENV, or write environment: in the manifest")
             }
@@ -116,6 +116,23 @@ public enum Launcher {
         // execve returned: the block is released (and wiped) before the error is reported.
         _ = consume block
         throw CommandLookup.execFailure(code, command: options.command[0])
+    }
+
+    /// The server to fetch from, if any. The API key goes only to a server the user named
+    /// (`--endpoint` or VSECURE_ENDPOINT): a manifest travels with a repository, so its
+    /// `source.endpoint` may select the server mode and pin which server is expected, but it
+    /// never decides on its own where the key is sent.
+    static func serverURL(settings: LaunchSettings, manifest: Manifest?) throws(VSecureError) -> String? {
+        guard let pinned = manifest?.source.endpoint else { return settings.endpoint }
+        guard let chosen = settings.endpoint else {
+            throw VSecureError(.manifest, "\(manifest?.path ?? "the manifest") names the server \(pinned); vsecure-run sends the API key only to a server you name yourself",
+                               hint: "if you trust it: pass --endpoint \(pinned) or export VSECURE_ENDPOINT=\(pinned)")
+        }
+        guard try ClientConfig.checkEndpoint(chosen) == pinned else {
+            throw VSecureError(.manifest, "\(manifest?.path ?? "the manifest") expects the server \(pinned), but --endpoint or VSECURE_ENDPOINT is \(chosen); nothing was sent",
+                               hint: "point --endpoint at \(pinned), or change source.endpoint in the manifest")
+        }
+        return chosen
     }
 
     static func checkProtected(_ injections: [Injection], allowed: Set<String>) throws(VSecureError) {

@@ -1,4 +1,5 @@
 import VSecureCore
+import VSecureRemote
 
 /// Reads `vsecure.yml` (format version 1, see docs/manifest.md) into a `Manifest`.
 ///
@@ -189,10 +190,7 @@ private struct ManifestReader {
             switch key.text {
             case "endpoint":
                 source.endpoint = try name(value, "'endpoint'", expected: "a URL such as https://vsecure.example.com:8443") { (text: String) throws(VSecureError) -> String in
-                    guard text.hasPrefix("https://") || text.hasPrefix("http://") else {
-                        throw .usage("the endpoint \(Quoted(text)) must start with https:// (or http:// on loopback)")
-                    }
-                    return text
+                    try ClientConfig.checkEndpoint(text)
                 }
             case "fallback":
                 source.fallback = try bool(value, "'fallback'")

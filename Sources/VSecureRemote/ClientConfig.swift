@@ -64,13 +64,49 @@ public struct ClientConfig: Sendable {
 
     public init() {}
 
+    /// Checks a server URL before any API key is sent to it: `https://host[:port][/path]`, or
+    /// `http://` only to a loopback host (127.0.0.0/8, `localhost`, `[::1]`), because over plain
+    /// HTTP the key and every value cross the network in clear. No user info (`user@host`), no
+    /// query or fragment, no spaces or control characters. Returns it without trailing slashes.
     public static func checkEndpoint(_ url: String) throws(VSecureError) -> String {
-        guard url.hasPrefix("https://") || url.hasPrefix("http://"), url.count > 8, !url.contains(" ") else {
-            throw .usage("the endpoint \(Quoted(url)) must be a URL starting with https:// (or http:// on loopback)")
+        let bad = VSecureError(.usage, "the endpoint \(Quoted(url)) must be a URL starting with https:// (or http:// on loopback)")
+        let bytes = Array(url.utf8)
+        guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !url.contains("?"), !url.contains("#") else { throw bad }
+        let plain: Bool
+        let rest: Substring
+        if url.hasPrefix("https://") {
+            plain = false
+            rest = url.dropFirst(8)
+        } else if url.hasPrefix("http://") {
+            plain = true
+            rest = url.dropFirst(7)
+        } else {
+            throw bad
+        }
+        let authority = rest.prefix { $0 != "/" }
+        guard !authority.isEmpty, !authority.contains("@") else { throw bad }
+        let host: Substring
+        if authority.hasPrefix("[") {
+            guard let close = authority.firstIndex(of: "]") else { throw bad }
+            host = authority[...close]
+        } else {
+            host = authority.prefix { $0 != ":" }
+        }
+        guard !host.isEmpty else { throw bad }
+        if plain && !isLoopback(host) {
+            throw VSecureError(.usage, "the endpoint \(Quoted(url)) is plain http:// to a host that is not loopback; the API key and the values would cross the network in clear",
+                               hint: "use https:// (with --cacert for a private CA)")
         }
         var trimmed = url
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
         return trimmed
+    }
+
+    static func isLoopback(_ host: Substring) -> Bool {
+        if host == "localhost" || host == "[::1]" { return true }
+        let parts = host.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 4, parts[0] == "127" else { return false }
+        return parts.allSatisfy { part in !part.isEmpty && part.count <= 3 && part.utf8.allSatisfy { $0 >= 0x30 && $0 <= 0x39 } && (Int(part) ?? 256) <= 255 }
     }
 
     public static func absolute(_ path: String) -> String {

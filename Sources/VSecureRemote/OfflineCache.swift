@@ -40,7 +40,10 @@ struct OfflineCache {
 
     /// Seals `body` with its fetch time and replaces the cache file.
     func store(_ body: LockedBuffer, fetchedAt: Int64) throws(VSecureError) {
-        try PrivateFiles.ensureDirectory(directory, tighten: false)
+        try PrivateFiles.ensureDirectory(directory, tighten: true)
+        if let problem = PrivateFiles.privateDirectoryProblem(directory) {
+            throw VSecureError(.io, "the cache directory \(Quoted(directory)) is not private: \(problem)")
+        }
         let box = body.withBytes { AEAD.seal($0, associatedData: associatedData(fetchedAt: fetchedAt), key: key) }
         let file = Self.header + Self.littleEndian(fetchedAt) + box
         try file.withRawBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try PrivateFiles.replaceFile(path, contents: raw) }
@@ -53,7 +56,10 @@ struct OfflineCache {
     }
 
     /// Opens the cache into locked memory; returns the body and when it was fetched.
-    func load(limit: Int) throws(LoadFailure) -> (body: LockedBuffer, fetchedAt: Int64) {
+    func load(limit: Int, now: Int64) throws(LoadFailure) -> (body: LockedBuffer, fetchedAt: Int64) {
+        if let problem = PrivateFiles.privateDirectoryProblem(directory) {
+            throw PrivateFiles.kind(of: directory) == .missing ? .missing : .unreadable("its directory is not private: \(problem)")
+        }
         let file: [UInt8]
         do {
             file = try PrivateFiles.readPrivateFile(path, maxBytes: Self.headerBytes + AEAD.overhead + limit)
@@ -68,6 +74,9 @@ struct OfflineCache {
         else { throw .wrongKeyOrDamaged }
         var fetchedAt: Int64 = 0
         for (shift, byte) in file[Self.header.count..<Self.headerBytes].enumerated() { fetchedAt |= Int64(byte) << (8 * Int64(shift)) }
+        // A copy from the future cannot have its age checked (the clock was wrong when it was
+        // written, or it was planted); five minutes of skew are tolerated.
+        guard fetchedAt <= now + 300 else { throw .unreadable("it is dated in the future") }
         let body = LockedBuffer(initialCapacity: max(length, 1), limit: max(length, 1))
         let ad = associatedData(fetchedAt: fetchedAt)
         let opened = file.withUnsafeBytes { raw -> Bool in

@@ -115,7 +115,7 @@ public final class RemoteSource {
         }
         let loaded: (body: LockedBuffer, fetchedAt: Int64)
         do {
-            loaded = try cache.load(limit: endpoint.maxResponseBytes)
+            loaded = try cache.load(limit: endpoint.maxResponseBytes, now: Int64(time(nil)))
         } catch {
             switch error {
             case .missing:

@@ -104,6 +104,26 @@ struct SecretCacheTests {
         #expect(fixture.client.requestCount == base + 1)
     }
 
+    @Test("invalidating one secret while another is being fetched does not pin the other")
+    func invalidateDuringAnotherFetch() async throws {
+        // Logic only: the fetch is a stand-in the test holds open, so the invalidation lands
+        // exactly while the fetch is in flight.
+        let fixture = try ClientFixture()
+        let gate = FetchGate()
+        let clock = ManualClock()
+        let cache = SecretCache(client: fixture.client, ttl: .seconds(60), serveStaleOnError: false, maxStale: nil,
+                                fetch: { (name: String, _: String?) async throws(VSecureClientError) -> SecretValue in try await gate.fetch(name) },
+                                now: { clock.now })
+        async let fetched = cache.value(for: "CACHED")
+        await gate.waitForCalls(1)
+        await cache.invalidate("OTHER")
+        await gate.release()
+        #expect(try await fetched.utf8String() == "value-1")
+        clock.advance(.seconds(61))
+        #expect(try await cache.value(for: "CACHED").utf8String() == "value-2", "after the TTL the value is fetched again")
+        #expect(await gate.calls == 2)
+    }
+
     @Test("server down after the TTL: the stale value when configured, within maxStale")
     func staleWhenConfigured() async throws {
         let fixture = try ClientFixture(timeout: .seconds(3))
@@ -148,5 +168,36 @@ struct SecretCacheTests {
         clock.advance(Self.ttl)
         #expect(await errorKind { try await cache.value(for: "CACHED") } == .notFound)
         #expect(await cache.count == 0)
+    }
+}
+
+/// A fetch the test controls: the first call waits until `release()`; each call answers
+/// `value-N` for the N-th call.
+actor FetchGate {
+    private(set) var calls = 0
+    private var released = false
+    private var waiting: [CheckedContinuation<Void, Never>] = []
+    private var callWaiters: [(Int, CheckedContinuation<Void, Never>)] = []
+
+    func fetch(_ name: String) async throws(VSecureClientError) -> SecretValue {
+        calls += 1
+        let call = calls
+        for (index, waiter) in callWaiters.enumerated().reversed() where waiter.0 <= calls {
+            callWaiters.remove(at: index)
+            waiter.1.resume()
+        }
+        if call == 1 && !released { await withCheckedContinuation { waiting.append($0) } }
+        return SecretValue(copying: "value-\(call)")
+    }
+
+    func waitForCalls(_ count: Int) async {
+        if calls >= count { return }
+        await withCheckedContinuation { callWaiters.append((count, $0)) }
+    }
+
+    func release() {
+        released = true
+        for continuation in waiting { continuation.resume() }
+        waiting = []
     }
 }

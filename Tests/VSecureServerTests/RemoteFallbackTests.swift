@@ -222,6 +222,41 @@ struct RemoteFallbackTests {
         #expect(!FileManager.default.fileExists(atPath: marker))
     }
 
+    @Test("a manifest's source.endpoint never decides alone where the API key goes")
+    func manifestEndpointIsPinnedNotTrusted() throws {
+        let setup = try Self.start()
+        let value = try Self.value(setup)
+        let pinned = try setup.store.directory.write("pinned.yml",
+            "version: 1\nenvironment: production\nsecrets: [DB_PASSWORD]\nsource:\n  endpoint: \(setup.server.baseURL)/\n")
+        var env = minimalEnvironment(home: setup.store.home)
+        env["VSECURE_API_KEY"] = setup.store.adminToken
+        let command = ["--manifest", pinned, "--", "/usr/bin/printenv", "DB_PASSWORD"]
+
+        // Only the manifest names the server: refused before any request.
+        let alone = try runProcess(Self.launcher, command, environment: env, workingDirectory: setup.store.directory.path, timeout: 30)
+        #expect(alone.status == 10, "\(alone)")
+        #expect(alone.stderr.contains("sends the API key only to a server you name yourself"), "\(alone.stderr)")
+
+        // The user names another server: refused, nothing sent.
+        env["VSECURE_ENDPOINT"] = "http://127.0.0.1:9"
+        let other = try runProcess(Self.launcher, command, environment: env, workingDirectory: setup.store.directory.path, timeout: 30)
+        #expect(other.status == 10, "\(other)")
+        #expect(other.stderr.contains("expects the server \(setup.server.baseURL)"), "\(other.stderr)")
+
+        // The user names the same server (trailing slash or not): the launch goes ahead.
+        env["VSECURE_ENDPOINT"] = setup.server.baseURL
+        let same = try runProcess(Self.launcher, command, environment: env, workingDirectory: setup.store.directory.path, timeout: 30)
+        #expect(same.status == 0, "\(same)")
+        #expect(same.stdoutText == value + "\n")
+
+        // Plain HTTP only on loopback, whoever names it.
+        env["VSECURE_ENDPOINT"] = "http://192.0.2.10:8443"
+        let cleartext = try runProcess(Self.launcher, ["--env", "production", "--tags", "x", "--", "/bin/true"], environment: env,
+                                       workingDirectory: setup.store.directory.path, timeout: 30)
+        #expect(cleartext.status == 2, "\(cleartext)")
+        #expect(cleartext.stderr.contains("not loopback"), "\(cleartext.stderr)")
+    }
+
     @Test("HTTPS: a certificate for another host name is refused")
     func wrongHostName() throws {
         let store = try LiveStore()
