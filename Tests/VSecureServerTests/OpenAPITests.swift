@@ -94,7 +94,7 @@ struct OpenAPITests {
         let extra = Set(documented).subtracting(registered).sorted()
         #expect(undocumented.isEmpty, "routes missing from docs/openapi.yaml: \(undocumented)")
         #expect(extra.isEmpty, "documented routes the server does not have: \(extra)")
-        #expect(registered.count == 14)
+        #expect(registered.count == 15)
 
         // Health checks are documented, without authentication.
         let paths = document["paths"] as? [String: Any] ?? [:]
@@ -195,7 +195,7 @@ struct OpenAPITests {
         #expect(Set(inner?["required"] as? [String] ?? []) == ["code", "message", "details"])
         let codes = (((inner?["properties"] as? [String: Any])?["code"] as? [String: Any])?["enum"] as? [String]) ?? []
         let serverCodes: Set<String> = ["AUTHENTICATION_REQUIRED", "PERMISSION_DENIED", "RESOURCE_NOT_FOUND", "VALIDATION_ERROR",
-                                         "CONFLICT", "SECRET_EXPIRED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE",
+                                         "CONFLICT", "SECRET_EXPIRED", "ROTATION_FAILED", "PAYLOAD_TOO_LARGE", "UNSUPPORTED_MEDIA_TYPE",
                                          "RATE_LIMIT_EXCEEDED", "REQUEST_TIMEOUT", "SERVICE_UNAVAILABLE", "INTERNAL_ERROR"]
         #expect(Set(codes) == serverCodes)
         #expect(codes.allSatisfy { APIError.Code(rawValue: $0) != nil })
