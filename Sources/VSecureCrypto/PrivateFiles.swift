@@ -150,6 +150,27 @@ public enum PrivateFiles {
         return bytes
     }
 
+    /// Like `readPrivateFile`, for a file that holds a secret (an API key): read into locked
+    /// memory. The checks are made on the opened descriptor, so the file cannot be swapped
+    /// between the check and the read.
+    public static func readPrivateSecret(_ path: String, maxBytes: Int) throws(ReadFailure) -> SecureBytes {
+        let fd = vsecure_open_read_nofollow(path)
+        guard fd >= 0 else {
+            if vsecure_errno() == ENOENT { throw .missing }
+            throw .refused(vsecure_errno() == ELOOP ? "it is a symlink" : errnoText())
+        }
+        defer { _ = close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .refused("it is not a regular file") }
+        guard info.st_uid == geteuid() else { throw .refused("it belongs to another user") }
+        guard info.st_mode & 0o077 == 0 else { throw .refused("it can be read by others (mode \(octal(info.st_mode & 0o777)))") }
+        guard info.st_size <= maxBytes else { throw .refused("it is larger than \(maxBytes) bytes") }
+        let buffer = SecureBytes(count: max(1, Int(info.st_size)))
+        let count = buffer.withUnsafeMutableBytes { readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(info.st_size)])) }
+        guard count == Int(info.st_size) else { throw .refused("short read") }
+        return buffer.slice(0..<count)
+    }
+
     /// Creates an empty 0600 file for SQLite to open, refusing symlinks and existing files.
     public static func createEmptyFile(_ path: String) throws(VSecureError) {
         try createFile(path, contents: UnsafeRawBufferPointer(start: nil, count: 0))

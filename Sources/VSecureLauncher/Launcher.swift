@@ -154,9 +154,10 @@ public enum Launcher {
         var warnings: [String] = []
         var seen = Set<SecretName>()
         for secret in injections.flatMap(\.secrets) where seen.insert(secret.name).inserted {
-            if let due = secret.rotationDueAt, let notice = secret.rotationNotifyBefore,
-               due.secondsSinceEpoch - now.secondsSinceEpoch <= notice.seconds {
-                let left = due.secondsSinceEpoch - now.secondsSinceEpoch
+            // Inside the notify-before window, or past the due time with or without a window.
+            if let due = secret.rotationDueAt,
+               case let left = due.secondsSinceEpoch - now.secondsSinceEpoch,
+               left <= 0 || left <= (secret.rotationNotifyBefore?.seconds ?? 0) {
                 warnings.append("\(secret.name) in \(environment) is due for rotation at \(due.iso8601) (\(left > 0 ? "in \(SecretDuration.approximate(seconds: left))" : "overdue"))")
             }
             guard let expiresAt = secret.expiresAt else { continue }

@@ -180,17 +180,20 @@ public struct ClientConfig: Sendable {
 
     public static func loadCredentials() throws(VSecureError) -> Credentials? {
         let path = credentialsPath
-        switch PrivateFiles.kind(of: path) {
-        case .missing: return nil
-        case .regular: break
-        default: throw VSecureError(.key, "the credentials file \(Quoted(path)) is not a regular file; refusing to read it")
+        let raw: SecureBytes
+        do {
+            raw = try PrivateFiles.readPrivateSecret(path, maxBytes: 64 * 1024)
+        } catch {
+            switch error {
+            case .missing:
+                return nil
+            case .refused(let reason):
+                throw VSecureError(.key, "refusing to read the credentials file \(Quoted(path)): \(reason)",
+                                   hint: reason.contains("read by others")
+                                       ? "run `chmod 600 \(path)`, and rotate the key if others may have read it"
+                                       : "run `vsecure login` again")
+            }
         }
-        var info = stat()
-        if stat(path, &info) == 0, info.st_mode & 0o077 != 0 {
-            throw VSecureError(.key, "the credentials file \(Quoted(path)) can be read by others (mode \(String(info.st_mode & 0o777, radix: 8)))",
-                               hint: "run `chmod 600 \(path)`, and rotate the key if others may have read it")
-        }
-        let raw = try readFile(path, limit: 64 * 1024, what: "the credentials file")
         let newline = raw.withUnsafeBytes { $0.firstIndex(of: 0x0A) }
         guard let newline else {
             throw VSecureError(.key, "the credentials file \(Quoted(path)) is malformed", hint: "run `vsecure login` again")

@@ -203,11 +203,15 @@ public final class LocalVault {
             if readOnly {
                 // A vault on a read-only file system cannot be migrated; a read-only reader
                 // (the launcher) still reads it in its old format.
+                // Only a refusal to write falls back; a busy, damaged or failing vault is an error.
+                var writer: SQLiteDatabase?
                 do {
-                    let writer = try SQLiteDatabase(path: path, create: false)
-                    try configure(writer)
-                    try migrate(writer, from: format)
+                    let opened = try SQLiteDatabase(path: path, create: false)
+                    writer = opened
+                    try configure(opened)
+                    try migrate(opened, from: format)
                 } catch {
+                    guard writer?.refusedAsReadOnly == true else { throw error }
                     openedFormat = format
                 }
             } else {

@@ -38,11 +38,18 @@ final class SQLiteDatabase {
         sqlite3_close_v2(handle)
     }
 
+    /// True once a statement was refused because the database cannot be written (a read-only
+    /// file or file system), as opposed to busy, damaged or failing storage.
+    private(set) var refusedAsReadOnly = false
+
     func execute(_ sql: String) throws(VSecureError) {
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)
         sqlite3_free(message)
-        guard rc == SQLITE_OK else { throw Self.error(rc, db: handle, path: path, context: "vault query failed") }
+        guard rc == SQLITE_OK else {
+            if rc & 0xFF == SQLITE_READONLY { refusedAsReadOnly = true }
+            throw Self.error(rc, db: handle, path: path, context: "vault query failed")
+        }
     }
 
     /// A statement for `sql`: a cached one when an idle one exists, else newly compiled. When

@@ -77,6 +77,35 @@ struct PrivateFilesTests {
         #expect(notRegular?.message.contains("is not a regular file") == true)
     }
 
+    @Test("readPrivateSecret: the owner's 0600 file into locked memory; missing, symlink, loose mode and directory refused")
+    func readsPrivateSecrets() throws {
+        let dir = try ScratchDirectory()
+        let secret = Array("https://vault.example\nvsec_key_0123_abc\n".utf8)
+        let good = try dir.file("credentials", bytes: secret, mode: 0o600)
+        let read = try PrivateFiles.readPrivateSecret(good, maxBytes: 1024)
+        #expect(read.withUnsafeBytes { Array($0) } == secret)
+
+        func refusal(_ path: String) -> String? {
+            do {
+                _ = try PrivateFiles.readPrivateSecret(path, maxBytes: 1024)
+                return nil
+            } catch {
+                switch error {
+                case .missing: return "missing"
+                case .refused(let reason): return reason
+                }
+            }
+        }
+        #expect(refusal(dir.path + "/none") == "missing")
+        let link = dir.path + "/link"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: good)
+        #expect(refusal(link) == "it is a symlink")
+        let loose = try dir.file("loose", bytes: secret, mode: 0o644)
+        #expect(refusal(loose)?.contains("read by others") == true)
+        #expect(refusal(dir.path) == "it is not a regular file")
+        #expect(refusal(try dir.file("big", bytes: [UInt8](repeating: 65, count: 2048), mode: 0o600))?.contains("larger than") == true)
+    }
+
     @Test("createFile writes a 0600 file with exactly the bytes")
     func createsFile() throws {
         let dir = try ScratchDirectory()
