@@ -121,4 +121,36 @@ struct RotationScheduleTests {
         #expect(!value.stdoutText.isEmpty && !log.contains(value.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)),
                 "the new value is never logged")
     }
+
+    @Test("live: --rotation-interval 0 turns the schedule off")
+    func scheduleOff() throws {
+        let store = try LiveStore()
+        var env = minimalEnvironment(home: store.home)
+        env["VSECURE_VAULT"] = store.vaultPath
+        env["VSECURE_KEY_FILE"] = store.keyPath
+        var past = env
+        past["VSECURE_TEST_NOW"] = String(Int64(Date().timeIntervalSince1970) - 2 * Self.day)
+        let create = try runProcess(Binaries.vsecure, ["secrets:create", "DUE", "-", "--rotation-period", "1d", "--rotation-generate", "length=16"],
+                                    environment: past, stdin: .text("v-due"), timeout: 60)
+        #expect(create.status == 0, "\(create)")
+        let server = try LiveServer(store: store, extraArguments: ["--rotation-interval", "0"])
+        usleep(2_000_000)
+        let client = LiveClient(baseURL: server.baseURL, token: store.adminToken, scratch: store.directory)
+        let got = try client.get("/v1/security/secrets/DUE")
+        #expect(got.json["version"] as? Int == 1, "\(got)")
+        #expect((got.json["rotation"] as? [String: Any])?["state"] as? String == "overdue", "\(got)")
+        #expect(server.stop(signal: SIGTERM, timeout: 30) == 0)
+    }
+
+    @Test("serve refuses a bad --rotation-interval or --allow-rotation-commands with exit 2", arguments: [
+        ["--rotation-interval", "soon"], ["--rotation-interval", "-1m"], ["--allow-rotation-commands", "relative/dir"],
+        ["--allow-rotation-commands", "/"], ["--allow-rotation-commands", "/srv/../bin"],
+    ])
+    func badFlags(_ flags: [String]) throws {
+        let store = try LiveStore()
+        let result = try runProcess(LiveTools.server, ["serve", "--data", store.dataPath, "--insecure-http", "--listen", "127.0.0.1:0"] + flags,
+                                    environment: minimalEnvironment(home: store.home), timeout: 60)
+        #expect(result.status == 2, "\(flags): \(result)")
+        #expect(result.stderr.hasPrefix("vsecure-server: error: "), "\(result)")
+    }
 }
