@@ -57,10 +57,14 @@ struct ErrorTests {
         let fixture = try ClientFixture()
         try await fixture.client.secrets.create("THERE", value: "v")
         try fixture.stopServer()
-        let client = try VSecureClient(endpoint: fixture.server.baseURL, apiKey: fixture.store.adminToken, timeout: .seconds(3))
+        let client = try VSecureClient(endpoint: fixture.server.baseURL, apiKey: fixture.store.adminToken, timeout: .seconds(2))
         let start = ContinuousClock.now
         #expect(await errorKind { try await client.secrets.get("THERE") } == .unreachable)
-        #expect(ContinuousClock.now - start < .seconds(4))
+        // A refused connection fails at once and the retries stay inside the 2 s timeout; the
+        // bound is loose because, in the full parallel suite on two cores, resuming this task
+        // can wait seconds for a thread. It still catches a client that waits for libcurl's
+        // own (unbounded) timeouts or the 10 s default.
+        #expect(ContinuousClock.now - start < .seconds(9))
         #expect(await errorKind { try await client.secrets.create("NEW", value: "v") } == .unreachable)
     }
 
