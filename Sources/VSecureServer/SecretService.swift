@@ -119,9 +119,13 @@ public actor SecretService {
     private static func readBatch(vault: LocalVault, scratch: ValueScratch, environment: EnvironmentName, names: [SecretName],
                                   tagSelections: [[VSecureCore.Tag]], allowExpired: Bool, now: Timestamp) throws(VSecureError) -> ByteBuffer {
         let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: tagSelections)
-        // Sized up front for values that need little escaping, so the buffer rarely grows (and
-        // copies values already written) mid-response.
-        var json = ResponseJSON(capacity: 256 + sealed.reduce(0) { $0 + 2 * $1.valueLength + 128 })
+        // Sized up front for the worst case (every byte a control character, escaped as \u00XX:
+        // six bytes), so the buffer does not grow mid-response: growing copies the values
+        // already written and frees the old storage unwiped. Past 1 MiB of values the estimate
+        // assumes little escaping, to keep a large batch's reservation reasonable.
+        let total = sealed.reduce(0) { $0 + $1.valueLength }
+        let perByte = total <= 1 << 20 ? 6 : 2
+        var json = ResponseJSON(capacity: 256 + perByte * total + 128 * sealed.count)
         json.openObject()
         json.key("environment")
         json.value(.string(environment.rawValue))
