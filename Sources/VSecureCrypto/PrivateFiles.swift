@@ -132,28 +132,31 @@ public enum PrivateFiles {
     }
 
     /// Reads a whole file that only its owner may read (ciphertext, never plaintext): refuses a
-    /// symlink, anything but a regular file, group or world access, and more than `maxBytes`.
+    /// symlink, anything but a regular file, another owner, group or world access, and more than
+    /// `maxBytes`.
     public static func readPrivateFile(_ path: String, maxBytes: Int) throws(ReadFailure) -> [UInt8] {
-        let fd = vsecure_open_read_nofollow(path)
-        guard fd >= 0 else {
-            if vsecure_errno() == ENOENT { throw .missing }
-            throw .refused(vsecure_errno() == ELOOP ? "it is a symlink" : errnoText())
+        try withOpenPrivateFile(path, maxBytes: maxBytes) { (fd: Int32, size: Int) throws(ReadFailure) -> [UInt8] in
+            var bytes = [UInt8](repeating: 0, count: size)
+            guard bytes.withUnsafeMutableBytes({ readFully(fd, into: $0) }) == size else { throw .refused("short read") }
+            return bytes
         }
-        defer { _ = close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else { throw .refused("it is not a regular file") }
-        guard info.st_mode & 0o077 == 0 else { throw .refused("it is accessible by group or others (mode \(octal(info.st_mode & 0o777)))") }
-        guard info.st_size <= maxBytes else { throw .refused("it is larger than \(maxBytes) bytes") }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        let count = bytes.withUnsafeMutableBytes { readFully(fd, into: $0) }
-        guard count == bytes.count else { throw .refused("short read") }
-        return bytes
     }
 
     /// Like `readPrivateFile`, for a file that holds a secret (an API key): read into locked
-    /// memory. The checks are made on the opened descriptor, so the file cannot be swapped
-    /// between the check and the read.
+    /// memory.
     public static func readPrivateSecret(_ path: String, maxBytes: Int) throws(ReadFailure) -> SecureBytes {
+        try withOpenPrivateFile(path, maxBytes: maxBytes) { (fd: Int32, size: Int) throws(ReadFailure) -> SecureBytes in
+            let buffer = SecureBytes(count: max(1, size))
+            let count = buffer.withUnsafeMutableBytes { readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<size])) }
+            guard count == size else { throw .refused("short read") }
+            return buffer.slice(0..<size)
+        }
+    }
+
+    /// Opens `path` without following a symlink and makes every check on the opened descriptor,
+    /// so the file cannot be swapped between the check and the read.
+    private static func withOpenPrivateFile<R>(_ path: String, maxBytes: Int,
+                                               _ read: (Int32, Int) throws(ReadFailure) -> R) throws(ReadFailure) -> R {
         let fd = vsecure_open_read_nofollow(path)
         guard fd >= 0 else {
             if vsecure_errno() == ENOENT { throw .missing }
@@ -165,10 +168,7 @@ public enum PrivateFiles {
         guard info.st_uid == geteuid() else { throw .refused("it belongs to another user") }
         guard info.st_mode & 0o077 == 0 else { throw .refused("it can be read by others (mode \(octal(info.st_mode & 0o777)))") }
         guard info.st_size <= maxBytes else { throw .refused("it is larger than \(maxBytes) bytes") }
-        let buffer = SecureBytes(count: max(1, Int(info.st_size)))
-        let count = buffer.withUnsafeMutableBytes { readFully(fd, into: UnsafeMutableRawBufferPointer(rebasing: $0[0..<Int(info.st_size)])) }
-        guard count == Int(info.st_size) else { throw .refused("short read") }
-        return buffer.slice(0..<count)
+        return try read(fd, Int(info.st_size))
     }
 
     /// Creates an empty 0600 file for SQLite to open, refusing symlinks and existing files.

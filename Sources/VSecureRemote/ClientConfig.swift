@@ -238,14 +238,15 @@ public struct ClientConfig: Sendable {
 }
 
 /// The process environment, read without copying secret variables into Swift strings.
-enum ClientEnvironment {
-    static func string(_ name: String) -> String? {
+public enum ClientEnvironment {
+    /// A variable's value; nil when unset or empty. Never used for secret variables.
+    public static func string(_ name: String) -> String? {
         guard let value = getenv(name) else { return nil }
         let text = String(cString: value)
         return text.isEmpty ? nil : text
     }
 
-    static var home: String {
+    public static var home: String {
         if let home = string("HOME") { return home }
         if let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }
         return "/"

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import VSecureCore
+import VSecureRemote
 
 /// Where vsecure speaks: data on stdout, messages on stderr as `vsecure: error: …` and
 /// `vsecure: hint: …`. Colour only on a terminal and never when NO_COLOR is set.
@@ -72,17 +73,9 @@ enum Console {
 
 /// The process environment, read without copying secret variables into Swift strings.
 enum ProcessEnvironment {
-    static func string(_ name: String) -> String? {
-        guard let value = getenv(name) else { return nil }
-        let text = String(cString: value)
-        return text.isEmpty ? nil : text
-    }
+    static func string(_ name: String) -> String? { ClientEnvironment.string(name) }
 
-    static var home: String {
-        if let home = string("HOME") { return home }
-        if let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }
-        return "/"
-    }
+    static var home: String { ClientEnvironment.home }
 
     /// Who the version records name: `VSECURE_ACTOR`, else `user@host`.
     static var actor: String {
