@@ -10,6 +10,7 @@
 #   each ratio comes from R alternating hyperfine rounds of N/R runs per command, default 200/5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 
 runs=200
 rounds=5
@@ -25,10 +26,7 @@ while [ $# -gt 0 ]; do
 done
 command -v hyperfine >/dev/null || { echo "launcher.sh: error: hyperfine is needed (apt-get install hyperfine)" >&2; exit 1; }
 if [ -z "$bin" ]; then
-    mapfile -t release_flags < <(scripts/release-flags.sh)
-    swift build -c release "${release_flags[@]}" --product vsecure >&2
-    swift build -c release "${release_flags[@]}" --product vsecure-run >&2
-    bin="$(swift build -c release "${release_flags[@]}" --show-bin-path)"
+    bin="$(release_bin vsecure vsecure-run)"
 fi
 
 work="$(mktemp -d)"

@@ -12,6 +12,7 @@
 #          binaries with scripts/release-flags.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 
 runs=100
 rounds=5
@@ -31,10 +32,7 @@ for tool in hyperfine curl python3; do
     command -v "$tool" >/dev/null || { echo "remote.sh: error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
 if [ -z "$bin" ]; then
-    mapfile -t release_flags < <(scripts/release-flags.sh)
-    swift build -c release "${release_flags[@]}" --product vsecure-run >&2
-    swift build -c release "${release_flags[@]}" --product vsecure-server >&2
-    bin="$(swift build -c release "${release_flags[@]}" --show-bin-path)"
+    bin="$(release_bin vsecure-run vsecure-server)"
 fi
 for tool in vsecure-run vsecure-server; do
     [ -x "$bin/$tool" ] || { echo "remote.sh: error: no $tool in $bin" >&2; exit 1; }
@@ -42,29 +40,9 @@ done
 
 work="$(mktemp -d)"
 server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-token="$("$bin/vsecure-server" init --data "$work/data" 2>/dev/null)"
-printf 'Authorization: Bearer %s\n' "$token" > "$work/auth"
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+trap stop_server_and_clean EXIT
 # --log-level warning: no line per request, so the server's logging is not what is measured.
-"$bin/vsecure-server" serve --data "$work/data" --listen "127.0.0.1:$port" --insecure-http \
-    --rate-limit 100000000 --log-level warning > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 300); do
-    grep -q 'vsecure-server: serving' "$work/server.log" 2>/dev/null && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; echo "remote.sh: error: the server did not start" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q 'vsecure-server: serving' "$work/server.log" || { echo "remote.sh: error: the server did not start in 30 s" >&2; exit 1; }
-base="http://127.0.0.1:$port"
+start_server "$bin/vsecure-server" warning
 
 # N secrets in one all-or-nothing upsert, and the manifest naming them.
 python3 - "$count" > "$work/upsert.json" <<'PY'

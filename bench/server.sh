@@ -12,6 +12,7 @@
 #   --bin: a directory holding a built vsecure-server (default: builds the release binary).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/common.sh
 
 duration=10s
 threads=2
@@ -33,38 +34,15 @@ for tool in wrk curl python3; do
     command -v "$tool" >/dev/null || { echo "server.sh: error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
 if [ -z "$bin" ]; then
-    swift build -c release --product vsecure-server >&2
-    bin="$(swift build -c release --show-bin-path)"
+    bin="$(release_bin vsecure-server)"
 fi
 server="$bin/vsecure-server"
 [ -x "$server" ] || { echo "server.sh: error: no vsecure-server in $bin" >&2; exit 1; }
 
 work="$(mktemp -d)"
 server_pid=""
-cleanup() {
-    if [ -n "$server_pid" ]; then
-        kill -TERM "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-token="$("$server" init --data "$work/data" 2>/dev/null)"
-printf 'Authorization: Bearer %s\n' "$token" > "$work/auth"
-
-# A free loopback port; if another process takes it first, the server fails to start below.
-port="$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-"$server" serve --data "$work/data" --listen "127.0.0.1:$port" --insecure-http \
-    --rate-limit 100000000 --log-level "$log_level" > "$work/server.log" 2>&1 &
-server_pid=$!
-for _ in $(seq 1 300); do
-    grep -q 'vsecure-server: serving' "$work/server.log" 2>/dev/null && break
-    kill -0 "$server_pid" 2>/dev/null || { cat "$work/server.log" >&2; echo "server.sh: error: the server did not start" >&2; exit 1; }
-    sleep 0.1
-done
-grep -q 'vsecure-server: serving' "$work/server.log" || { echo "server.sh: error: the server did not start in 30 s" >&2; exit 1; }
-base="http://127.0.0.1:$port"
+trap stop_server_and_clean EXIT
+start_server "$server" "$log_level"
 
 api() { # METHOD PATH [JSON]: prints the body; fails on a non-2xx answer
     curl -q -sS --noproxy '*' --fail-with-body -X "$1" -H "@$work/auth" -H 'Content-Type: application/json' \
