@@ -60,7 +60,7 @@ public enum RotationCommand {
         let output = SecureBytes(count: outputLimit + 2)
         let deadline = monotonicSeconds() + Double(timeout.seconds)
         let exchanged = exchange(pid: pid, input: input, writeFD: toChild[1], readFD: fromChild[0], into: output, deadline: deadline)
-        let status = reap(pid, deadline: exchanged.timedOut ? 0 : deadline)
+        let status = exchanged.exitStatus ?? reap(pid, deadline: exchanged.timedOut ? 0 : deadline)
 
         if exchanged.timedOut || status == nil {
             throw RotationFailure("the rotation command \(program) did not finish within \(timeout) and was killed")
@@ -88,7 +88,13 @@ public enum RotationCommand {
         var length = 0
         var overflow = false
         var timedOut = false
+        /// Set when the command exited before its stdout reached end of file (a process it
+        /// started in the background still holds the pipe); the wait status, already reaped.
+        var exitStatus: Int32?
     }
+
+    /// How long stdout is still read after the command itself has exited.
+    static let drainAfterExit = 0.2
 
     /// Feeds stdin and drains stdout at the same time, so a value larger than a pipe buffer
     /// cannot deadlock against a command that writes before it reads.
@@ -104,17 +110,29 @@ public enum RotationCommand {
             if writeFD >= 0 { close(writeFD) }
             close(readFD)
         }
+        var drainUntil: Double?
         while true {
+            // The command's own exit decides, not the end of its stdout: something it left
+            // running in the background may hold the pipe open. What it printed by then (and
+            // within a short grace) is its output.
+            if result.exitStatus == nil {
+                var status: Int32 = 0
+                if waitpid(pid, &status, WNOHANG) == pid {
+                    result.exitStatus = status
+                    drainUntil = monotonicSeconds() + drainAfterExit
+                }
+            }
+            if let drainUntil, monotonicSeconds() >= drainUntil { return result }
             let remaining = deadline - monotonicSeconds()
             if remaining <= 0 {
-                result.timedOut = true
+                result.timedOut = result.exitStatus == nil
                 kill(-pid, SIGKILL)
-                kill(pid, SIGKILL)
+                if result.exitStatus == nil { kill(pid, SIGKILL) }
                 return result
             }
             var fds = [pollfd(fd: readFD, events: Int16(POLLIN), revents: 0)]
             if writeFD >= 0 { fds.append(pollfd(fd: writeFD, events: Int16(POLLOUT), revents: 0)) }
-            let ready = poll(&fds, nfds_t(fds.count), Int32(min(remaining * 1000 + 1, 1000)))
+            let ready = poll(&fds, nfds_t(fds.count), Int32(min(remaining * 1000 + 1, 50)))
             if ready < 0 && errno != EINTR { result.timedOut = true; return result }
             if ready <= 0 { continue }
             if writeFD >= 0, fds.count > 1, fds[1].revents != 0 {
@@ -130,7 +148,7 @@ public enum RotationCommand {
                 if space == 0 {
                     result.overflow = true
                     kill(-pid, SIGKILL)
-                    kill(pid, SIGKILL)
+                    if result.exitStatus == nil { kill(pid, SIGKILL) }
                     return result
                 }
                 let n = output.withUnsafeMutableBytes { raw in read(readFD, raw.baseAddress! + result.length, space) }

@@ -166,6 +166,21 @@ struct RotationCommandLineTests {
         expectFailure(single, 15, "rotating B_EMPTY in production failed: the rotation command /bin/sh printed an empty value")
     }
 
+    @Test("a command that leaves a background process holding its stdout still succeeds when it exits")
+    func backgroundChildKeepsStdoutOpen() throws {
+        let vault = try Vault()
+        // The background sleep inherits stdout, so end of file never comes while it runs.
+        let command = try script(vault, "daemonizes.sh", "cat >/dev/null\n(sleep 30) &\nprintf 'fresh-value'")
+        expectSuccess(try vault.run(["secrets:create", "BG", "-", "--env", "production", "--rotation-period", "1h",
+                                     "--rotation-command", "/bin/sh " + command], stdin: .text("old"), env: Self.at(0)))
+        let started = Date()
+        let run = try vault.run(["rotation:run", "--timeout", "20s"], env: Self.at(3600))
+        #expect(run.status == 0, "\(run)")
+        #expect(run.stdoutText.contains("rotated production/BG: version 1 → 2"), "\(run.stdoutText)")
+        #expect(Date().timeIntervalSince(started) < 15, "the run does not wait for the background process")
+        #expect(try vault.value("BG", ["--env", "production"]) == bytes("fresh-value"))
+    }
+
     @Test("two concurrent rotation:run processes rotate each due secret exactly once")
     func concurrentRuns() throws {
         let vault = try Vault()
