@@ -69,7 +69,14 @@ public struct ClientConfig: Sendable {
     /// HTTP the key and every value cross the network in clear. No user info (`user@host`), no
     /// query or fragment, no spaces or control characters. Returns it without trailing slashes.
     public static func checkEndpoint(_ url: String) throws(VSecureError) -> String {
-        let bad = VSecureError(.usage, "the endpoint \(Quoted(url)) must be a URL starting with https:// (or http:// on loopback)")
+        // A URL with user info may carry a password: messages show it without that part.
+        var shown = url
+        if let at = url.lastIndex(of: "@") {
+            let scheme = url.hasPrefix("https://") ? "https://" : url.hasPrefix("http://") ? "http://" : ""
+            shown = scheme + "***" + String(url[at...])
+        }
+        let bad = VSecureError(.usage, "the endpoint \(Quoted(shown)) must be a URL starting with https:// (or http:// on loopback)",
+                               hint: url.contains("@") ? "credentials never go in the URL: the API key comes from VSECURE_API_KEY or `vsecure login`" : nil)
         let bytes = Array(url.utf8)
         guard bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }), !url.contains("?"), !url.contains("#") else { throw bad }
         let plain: Bool
@@ -94,7 +101,7 @@ public struct ClientConfig: Sendable {
         }
         guard !host.isEmpty else { throw bad }
         if plain && !isLoopback(host) {
-            throw VSecureError(.usage, "the endpoint \(Quoted(url)) is plain http:// to a host that is not loopback; the API key and the values would cross the network in clear",
+            throw VSecureError(.usage, "the endpoint \(Quoted(shown)) is plain http:// to a host that is not loopback; the API key and the values would cross the network in clear",
                                hint: "use https:// (with --cacert for a private CA)")
         }
         var trimmed = url
