@@ -52,19 +52,17 @@ struct ErrorTests {
         #expect(await errorKind { try await client.secrets.list() } == .accessDenied)
     }
 
-    @Test("no server → unreachable, within the timeout")
+    @Test("no server → unreachable")
     func serverDown() async throws {
         let fixture = try ClientFixture()
         try await fixture.client.secrets.create("THERE", value: "v")
         try fixture.stopServer()
         let client = try VSecureClient(endpoint: fixture.server.baseURL, apiKey: fixture.store.adminToken, timeout: .seconds(2))
-        let start = ContinuousClock.now
+        // No wall-clock bound here: in the full suite on two cores, blocking tests can hold the
+        // cooperative threads for minutes, so resuming this task says nothing about the client.
+        // That the launcher and the CLI give up within their timeout is measured around a child
+        // process (RemoteLaunchTests, RemoteCLITests), which is not starved that way.
         #expect(await errorKind { try await client.secrets.get("THERE") } == .unreachable)
-        // A refused connection fails at once and the retries stay inside the 2 s timeout; the
-        // bound is loose because, in the full parallel suite on two cores, resuming this task
-        // can wait seconds for a thread. It still catches a client that waits for libcurl's
-        // own (unbounded) timeouts or the 10 s default.
-        #expect(ContinuousClock.now - start < .seconds(9))
         #expect(await errorKind { try await client.secrets.create("NEW", value: "v") } == .unreachable)
     }
 
