@@ -23,6 +23,6 @@ public enum ProtectedVariables {
     /// program never inherits a stale marker from its parent.
     public static let launcherOnly: Set<String> = [
         "VSECURE_KEY_FILE", "VSECURE_PASSPHRASE", "VSECURE_PASSPHRASE_FILE", "VSECURE_API_KEY",
-        "VSECURE_TEST_MEMORY_SCAN", "VSECURE_TEST_MEMORY_REPORT", "VSECURE_STALE",
+        "VSECURE_TEST_MEMORY_SCAN", "VSECURE_TEST_MEMORY_REPORT", "VSECURE_TEST_NOW", "VSECURE_STALE",
     ]
 }
