@@ -203,13 +203,9 @@ extension LocalVault {
                 guard let row = try rotationRow(secretID: secret.id), row.claim == token, current.currentVersion == secret.currentVersion else {
                     return result(.failed(reason: "\(name) in \(environment) changed while it was being rotated (now version \(current.currentVersion)); the new value was discarded"))
                 }
-                let version = current.currentVersion + 1
-                try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                    try insertVersion(secretID: current.id, environment: environment, name: name, version: version, value: raw,
-                                      action: .rotate, actor: actor, sourceVersion: nil, attributes: current.attributes, now: now)
-                }
-                try writeSecretRow(id: current.id, environment: environment, name: name, currentVersion: version,
-                                   attributes: current.attributes, createdAt: current.createdAt, now: now)
+                let version = try appendVersion(secretID: current.id, environment: environment, name: name, after: current.currentVersion,
+                                                attributes: current.attributes, createdAt: current.createdAt, value: value,
+                                                action: .rotate, sourceVersion: nil, actor: actor, now: now)
                 return result(.rotated(from: current.currentVersion, to: version))
             }
         }

@@ -96,6 +96,21 @@ extension LocalVault {
         try recordNewValue(secretID: secretID, now: now)
     }
 
+    /// A new version of an existing secret holding `value`, with the secret's attributes as they
+    /// are, and the secret moved to it (rollback and rotation). Returns the new version.
+    func appendVersion(secretID: String, environment: EnvironmentName, name: SecretName, after currentVersion: Int,
+                       attributes: SecretAttributes, createdAt: Timestamp, value: SecureBytes, action: VersionAction,
+                       sourceVersion: Int?, actor: String, now: Timestamp) throws(VSecureError) -> Int {
+        let version = currentVersion + 1
+        try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+            try insertVersion(secretID: secretID, environment: environment, name: name, version: version, value: raw,
+                              action: action, actor: actor, sourceVersion: sourceVersion, attributes: attributes, now: now)
+        }
+        try writeSecretRow(id: secretID, environment: environment, name: name, currentVersion: version,
+                           attributes: attributes, createdAt: createdAt, now: now)
+        return version
+    }
+
     func writeSecretRow(id: String, environment: EnvironmentName, name: SecretName, currentVersion: Int,
                                 attributes: SecretAttributes, createdAt: Timestamp, now: Timestamp) throws(VSecureError) {
         let statement = try db.prepare("""
@@ -190,13 +205,9 @@ extension LocalVault {
                 throw VSecureError(.conflict, "\(name) in \(environment) is already at version \(targetVersion)")
             }
             let value = try openVersion(secretID: current.id, environment: environment, name: name, version: targetVersion)
-            let newVersion = current.currentVersion + 1
-            try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                try insertVersion(secretID: current.id, environment: environment, name: name, version: newVersion, value: raw,
-                                  action: .rollback, actor: actor, sourceVersion: targetVersion, attributes: current.attributes, now: now)
-            }
-            try writeSecretRow(id: current.id, environment: environment, name: name, currentVersion: newVersion,
-                               attributes: current.attributes, createdAt: current.createdAt, now: now)
+            let newVersion = try appendVersion(secretID: current.id, environment: environment, name: name, after: current.currentVersion,
+                                               attributes: current.attributes, createdAt: current.createdAt, value: value,
+                                               action: .rollback, sourceVersion: targetVersion, actor: actor, now: now)
             return UpdateResult(secret: SecretSummary(id: current.id, environment: environment, name: name, currentVersion: newVersion,
                                                       attributes: current.attributes, createdAt: current.createdAt, updatedAt: now),
                                 previousVersion: current.currentVersion, newVersion: newVersion)
