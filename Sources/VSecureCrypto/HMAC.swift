@@ -8,7 +8,12 @@ public struct HMACSHA256 {
 
     public init(key: UnsafeRawBufferPointer) {
         Sodium.initialize()
-        _ = crypto_auth_hmacsha256_init(&state, key.baseAddress?.assumingMemoryBound(to: UInt8.self), key.count)
+        var empty: UInt8 = 0
+        if let base = key.baseAddress, key.count > 0 {
+            _ = crypto_auth_hmacsha256_init(&state, base.assumingMemoryBound(to: UInt8.self), key.count)
+        } else {
+            _ = crypto_auth_hmacsha256_init(&state, &empty, 0)
+        }
     }
 
     public init(key: SecureBytes) {
