@@ -1,8 +1,8 @@
 import VSecureCore
 import VSecureCrypto
 
-/// What a server keeps beside the vault: API keys (only as keyed hashes) and idempotency
-/// records, in `server.db` next to `vault.db`. The hash key is derived from the vault's data
+/// What a server keeps beside the vault: users and service accounts, API keys (only as keyed
+/// hashes), the access policy, grants and idempotency records, in `server.db` next to `vault.db`. The hash key is derived from the vault's data
 /// key, so a copy of `server.db` alone cannot be used to test guesses of a token.
 /// Requests are authenticated against `keys`, an in-memory copy of the key table that any
 /// thread may use; everything else here runs on one caller at a time.
@@ -17,7 +17,8 @@ public final class ServerRegistry {
             created_at INTEGER NOT NULL,
             expires_at INTEGER,
             revoked_at INTEGER,
-            last_used_at INTEGER
+            last_used_at INTEGER,
+            user_id TEXT
         );
         CREATE TABLE IF NOT EXISTS idempotency(
             key_id TEXT NOT NULL,
@@ -28,6 +29,7 @@ public final class ServerRegistry {
             created_at INTEGER NOT NULL,
             PRIMARY KEY(key_id, idempotency_key)
         ) WITHOUT ROWID;
+        \(webhookSchema)
         """
 
     public struct APIKey: Sendable, Equatable {
@@ -39,6 +41,8 @@ public final class ServerRegistry {
         public var createdAt: Timestamp
         public var expiresAt: Timestamp?
         public var revokedAt: Timestamp?
+        /// The user or service account the key acts for (its roles decide with the policy).
+        public var userID: String
 
         public func isActive(at now: Timestamp) -> Bool {
             revokedAt == nil && (expiresAt.map { $0 > now } ?? true)
@@ -67,8 +71,78 @@ public final class ServerRegistry {
         db = try SQLiteDatabase(path: path, create: false)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
         try db.execute(Self.schema)
+        try Self.migrate(db)
         hashKey = KeyDerivation.subkey(of: vault.dataKey, id: 2, context: "vsapikey")
         keys = try APIKeyTable(path: path, hashKey: hashKey)
+    }
+
+    /// `PRAGMA user_version` of the current schema. 0: API keys only (before users); 1: users,
+    /// key owners, the policy and grants.
+    static let schemaVersion: Int64 = 1
+
+    /// The service account that owns keys made before users existed, and the first key of `init`.
+    public static let adminAccount = "admin"
+    public static let adminRole = "admins"
+    /// What a fresh or migrated server starts with: the admins may do everything, which is what
+    /// every key could do before policies existed.
+    public static let defaultPolicy = """
+        {"secrets": {"**": {"read": ["admins"], "write": ["admins"], "delete": ["admins"]}}}
+
+        """
+
+    /// Brings `server.db` to `schemaVersion` in one write transaction; a second process opening
+    /// the same file at the same time waits, then finds the work done.
+    private static func migrate(_ db: SQLiteDatabase) throws(VSecureError) {
+        guard try db.scalarInt("PRAGMA user_version") < Self.schemaVersion else { return }
+        try db.transaction(immediate: true) { () throws(VSecureError) in
+            guard try db.scalarInt("PRAGMA user_version") < Self.schemaVersion else { return }
+            try db.execute("""
+                CREATE TABLE IF NOT EXISTS users(
+                    id TEXT PRIMARY KEY NOT NULL,
+                    name TEXT NOT NULL UNIQUE,
+                    kind TEXT NOT NULL,
+                    roles TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    disabled_at INTEGER
+                );
+                CREATE TABLE IF NOT EXISTS grants(
+                    id TEXT PRIMARY KEY NOT NULL,
+                    user_id TEXT NOT NULL,
+                    pattern TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    created_at INTEGER NOT NULL,
+                    expires_at INTEGER NOT NULL,
+                    revoked_at INTEGER,
+                    created_by TEXT NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS policy(
+                    id INTEGER PRIMARY KEY CHECK (id = 1),
+                    source TEXT NOT NULL,
+                    updated_at INTEGER NOT NULL,
+                    updated_by TEXT NOT NULL
+                );
+                """)
+            let columns = try db.prepare("PRAGMA table_info(api_keys)")
+            var hasOwner = false
+            while try columns.step() { if columns.text(1) == "user_id" { hasOwner = true } }
+            if !hasOwner { try db.execute("ALTER TABLE api_keys ADD COLUMN user_id TEXT") }
+            let created = try db.prepare("SELECT coalesce(min(created_at), strftime('%s','now')) FROM api_keys")
+            _ = try created.step()
+            let now = Timestamp(secondsSinceEpoch: created.int64(0))
+            let admin = try ensureUser(db, name: Self.adminAccount, kind: .service, roles: [Self.adminRole], now: now)
+            try db.prepare("UPDATE api_keys SET user_id = ?1 WHERE user_id IS NULL").bind(1, admin).run()
+            try db.prepare("INSERT OR IGNORE INTO policy(id, source, updated_at, updated_by) VALUES (1, ?1, ?2, 'vsecure-server')")
+                .bind(1, Self.defaultPolicy).bind(2, now.secondsSinceEpoch).run()
+            try db.execute("PRAGMA user_version = \(Self.schemaVersion)")
+        }
+    }
+
+    /// The id of the `admin` service account (made by the migration).
+    public func adminUserID() throws(VSecureError) -> String {
+        guard let admin = try Self.user(db, named: Self.adminAccount) else {
+            throw VSecureError(.integrity, "server.db has no admin service account")
+        }
+        return admin.id
     }
 
     static let tokenPrefix = "vsec_"
@@ -77,20 +151,24 @@ public final class ServerRegistry {
         KeyDerivation.keyedHash(token, key: hashKey, length: 32)
     }
 
-    /// Creates a key and returns it with its token, which is shown once and never stored.
+    /// Creates a key for `userID` (nil: the `admin` service account) and returns it with its
+    /// token, which is shown once and never stored.
     public func createKey(name: String, scopes: [String], environments: [EnvironmentName]?, expiresAt: Timestamp?,
-                          now: Timestamp) throws(VSecureError) -> (APIKey, String) {
+                          userID: String? = nil, now: Timestamp) throws(VSecureError) -> (APIKey, String) {
+        let owner: String
+        if let userID { owner = userID } else { owner = try adminUserID() }
         let id = "key_" + hexString(Sodium.randomBytes(8))
         let token = Self.makeToken(id: id)
-        let key = APIKey(id: id, name: name, scopes: scopes, environments: environments, createdAt: now, expiresAt: expiresAt, revokedAt: nil)
+        let key = APIKey(id: id, name: name, scopes: scopes, environments: environments, createdAt: now, expiresAt: expiresAt, revokedAt: nil,
+                         userID: owner)
         let statement = try db.prepare("""
-            INSERT INTO api_keys(id, name, token_hash, scopes, environments, created_at, expires_at)
-            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+            INSERT INTO api_keys(id, name, token_hash, scopes, environments, created_at, expires_at, user_id)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
             """)
         let tokenHash = try token.withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in hash(raw) }
         statement.bind(1, id).bind(2, name).bind(3, blob: tokenHash).bind(4, scopes.joined(separator: ","))
             .bind(5, environments.map { $0.map(\.rawValue).joined(separator: ",") }).bind(6, now.secondsSinceEpoch)
-            .bind(7, expiresAt?.secondsSinceEpoch)
+            .bind(7, expiresAt?.secondsSinceEpoch).bind(8, owner)
         try statement.run()
         return (key, token)
     }
@@ -128,6 +206,9 @@ public final class ServerRegistry {
         try keys.authenticate(token, now: now)
     }
 
+    /// The key id a presented token claims (`vsec_<id>_…`), for audit entries of refused tokens.
+    public static func tokenKeyID(_ token: UnsafeRawBufferPointer) -> String? { keyID(in: token) }
+
     static func keyID(in token: UnsafeRawBufferPointer) -> String? {
         let prefix = Array(tokenPrefix.utf8)
         // vsec_ + key_ + 16 hex + _ + secret
@@ -140,14 +221,14 @@ public final class ServerRegistry {
     }
 
     public func key(id: String) throws(VSecureError) -> APIKey? {
-        let statement = try db.prepare("SELECT id, name, scopes, environments, created_at, expires_at, revoked_at FROM api_keys WHERE id = ?1")
+        let statement = try db.prepare("SELECT \(Self.keyColumns) FROM api_keys WHERE id = ?1")
         statement.bind(1, id)
         guard try statement.step() else { return nil }
         return Self.apiKey(statement)
     }
 
     public func listKeys() throws(VSecureError) -> [APIKey] {
-        let statement = try db.prepare("SELECT id, name, scopes, environments, created_at, expires_at, revoked_at FROM api_keys ORDER BY created_at, id")
+        let statement = try db.prepare("SELECT \(Self.keyColumns) FROM api_keys ORDER BY created_at, id")
         var keys: [APIKey] = []
         while try statement.step() { keys.append(Self.apiKey(statement)) }
         return keys
@@ -159,13 +240,16 @@ public final class ServerRegistry {
         return try db.scalarInt("SELECT changes()") > 0
     }
 
+    static let keyColumns = "id, name, scopes, environments, created_at, expires_at, revoked_at, user_id"
+
     static func apiKey(_ statement: SQLiteStatement) -> APIKey {
         APIKey(id: statement.text(0), name: statement.text(1),
                scopes: statement.text(2).split(separator: ",").map(String.init),
                environments: statement.optionalText(3).map { $0.split(separator: ",").compactMap { try? EnvironmentName(String($0)) } },
                createdAt: Timestamp(secondsSinceEpoch: statement.int64(4)),
                expiresAt: statement.optionalInt64(5).map(Timestamp.init(secondsSinceEpoch:)),
-               revokedAt: statement.optionalInt64(6).map(Timestamp.init(secondsSinceEpoch:)))
+               revokedAt: statement.optionalInt64(6).map(Timestamp.init(secondsSinceEpoch:)),
+               userID: statement.optionalText(7) ?? "")
     }
 
     // MARK: - Idempotency

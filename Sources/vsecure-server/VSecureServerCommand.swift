@@ -63,10 +63,12 @@ struct Init: ParsableCommand {
         let now = Timestamp(secondsSinceEpoch: Int64(Date().timeIntervalSince1970))
         let vault = try LocalVault.create(at: configuration.vaultPath, protection: .keyFile(path: configuration.keyFilePath),
                                           environments: envs, now: now)
+        // Opening the registry makes the `admin` service account (role `admins`) and the default
+        // policy that lets admins do everything; the first key belongs to that account.
         let registry = try ServerRegistry(path: configuration.registryPath, vault: vault)
         let (key, token) = try registry.createKey(name: "admin", scopes: Scope.allCases.map(\.rawValue), environments: nil,
-                                                  expiresAt: nil, now: now)
-        FileHandle.standardError.write(Data("vsecure-server: created the store in \(data); the admin API key \(key.id) is printed once below\n".utf8))
+                                                  expiresAt: nil, userID: try registry.adminUserID(), now: now)
+        FileHandle.standardError.write(Data("vsecure-server: created the store in \(data); the API key \(key.id) of the service account admin (role admins) is printed once below\n".utf8))
         print(token)
     }
 }
