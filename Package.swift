@@ -77,7 +77,7 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["VSecureCore"], path: "Tests/TestSupport"),
         .testTarget(name: "VSecureCoreTests", dependencies: ["VSecureCore", "TestSupport"]),
         .testTarget(name: "VSecureCryptoTests", dependencies: ["VSecureCrypto", "TestSupport"]),
-        .testTarget(name: "VSecureVaultTests", dependencies: ["VSecureVault", "VSecureCrypto", "TestSupport"],
+        .testTarget(name: "VSecureVaultTests", dependencies: ["VSecureVault", "VSecureStore", "VSecureCrypto", "TestSupport"],
                     resources: [.copy("Vectors")]),
         .testTarget(name: "VSecureLauncherTests", dependencies: ["VSecureLauncher", "VSecureCore", "TestSupport"]),
         .testTarget(name: "LauncherEndToEndTests", dependencies: ["TestSupport"]),

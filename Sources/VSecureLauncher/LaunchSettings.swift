@@ -4,6 +4,7 @@ import Glibc
 import VSecureCore
 import VSecureCrypto
 import VSecureRemote
+import VSecureVault
 
 /// The launch options after defaults and validation: flags, then environment variables, then
 /// ~/.vsecure.
@@ -14,6 +15,8 @@ struct LaunchSettings {
     var manifestPath: String?
     var manifestRequired: Bool
     var vaultPath: String
+    /// Where a local launch's receipt is written (`VSECURE_AUDIT_LOG`, else beside the vault).
+    var auditLogPath: String
     var keyFilePath: String
     var passphraseFile: String?
     var allowExpired: Bool
@@ -51,6 +54,7 @@ struct LaunchSettings {
         let home = LauncherConsole.string("HOME") ?? "/"
         vaultPath = options.vault ?? LauncherConsole.string("VSECURE_VAULT") ?? home + "/.vsecure/vault.db"
         keyFilePath = options.keyFile ?? LauncherConsole.string("VSECURE_KEY_FILE") ?? home + "/.vsecure/vault.key"
+        auditLogPath = LauncherConsole.string("VSECURE_AUDIT_LOG") ?? AuditLog.defaultPath(forVault: vaultPath)
         passphraseFile = options.passphraseFile ?? LauncherConsole.string("VSECURE_PASSPHRASE_FILE")
         allowExpired = options.allowExpired
         endpoint = options.endpoint ?? LauncherConsole.string("VSECURE_ENDPOINT")

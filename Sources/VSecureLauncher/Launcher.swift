@@ -48,6 +48,9 @@ public enum Launcher {
         let commandPath = options.command.isEmpty ? nil
             : try CommandLookup.resolve(options.command[0], searchPath: LauncherConsole.string("PATH"))
 
+        // Joins the program's logs to the audit log: the receipt (local) or the server's entry
+        // for the batch names it, and the program gets it as VSECURE_RUN_ID.
+        let runID = LaunchReceipt.newRunID()
         let source: any SecretSource
         var remote: RemoteLaunchSource?
         let environment: EnvironmentName
@@ -58,7 +61,8 @@ public enum Launcher {
             let fallback = settings.fallbackFlag || manifest?.source.fallback == true
             let maxStale = settings.maxStaleFlag ?? manifest?.source.maxStale ?? SecretDuration(seconds: 86_400)
             remote = RemoteLaunchSource(endpoint: try settings.remoteEndpoint(url),
-                                        fallback: fallback ? FallbackPolicy(directory: settings.cacheDirectory, maxStaleSeconds: maxStale.seconds) : nil)
+                                        fallback: fallback ? FallbackPolicy(directory: settings.cacheDirectory, maxStaleSeconds: maxStale.seconds) : nil,
+                                        runID: runID)
             source = remote!
             environment = chosen
         } else {
@@ -102,9 +106,17 @@ public enum Launcher {
             LauncherConsole.note("optional secret \(secret) not found in \(environment); \(variable) is not set (\(origin))")
         }
 
+        var markers: [(name: String, value: String)] = [("VSECURE_RUN_ID", runID)]
+        if remote?.stale != nil { markers.append(("VSECURE_STALE", "1")) }
         let block = try EnvironmentBuilder.build(injections: resolution.injections, inherited: inherited, source: source,
-                                                 markers: remote?.stale == nil ? [] : [("VSECURE_STALE", "1")])
+                                                 markers: markers)
         source.close()
+        if remote == nil {
+            // A local launch records its own receipt; nothing starts without it. (A server
+            // records the batch read itself, under the run id sent with it.)
+            try LaunchReceipt.record(runID: runID, settings: settings, environment: environment,
+                                     injections: resolution.injections, command: options.command)
+        }
         guard let commandPath else { exit(0) }
         let arguments = ArgumentVector(options.command)
         Sodium.wipeStack()
@@ -143,13 +155,17 @@ public enum Launcher {
         }
     }
 
+    /// The clock, or VSECURE_TEST_NOW: the test clock of docs/rotation.md.
+    static func currentTime() throws(VSecureError) -> Timestamp {
+        let testNow = getenv("VSECURE_TEST_NOW").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        return try testNow.map { (text: String) throws(VSecureError) in try Timestamp(testNow: text) }
+            ?? Timestamp(secondsSinceEpoch: Int64(time(nil)))
+    }
+
     /// Expired secrets stop the launch (all named at once); those close to expiry, or inside
     /// their rotation policy's notify-before window, are warnings.
     static func checkExpiry(_ injections: [Injection], environment: EnvironmentName, settings: LaunchSettings) throws(VSecureError) -> [String] {
-        // VSECURE_TEST_NOW: the test clock of docs/rotation.md.
-        let testNow = getenv("VSECURE_TEST_NOW").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
-        let now = try testNow.map { (text: String) throws(VSecureError) in try Timestamp(testNow: text) }
-            ?? Timestamp(secondsSinceEpoch: Int64(time(nil)))
+        let now = try currentTime()
         var expired: [String] = []
         var warnings: [String] = []
         var seen = Set<SecretName>()

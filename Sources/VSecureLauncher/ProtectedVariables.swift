@@ -11,6 +11,8 @@ public enum ProtectedVariables {
         "NODE_OPTIONS", "NODE_PATH", "PERL5LIB", "PERL5OPT", "PERLLIB", "RUBYOPT", "RUBYLIB",
         "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",
         "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
+        // set by vsecure-run itself: the run id that joins the program's logs to the audit log
+        "VSECURE_RUN_ID",
     ]
     public static let prefixes = ["LD_", "DYLD_", "GLIBC_TUNABLES"]
 

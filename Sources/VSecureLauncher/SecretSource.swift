@@ -87,7 +87,9 @@ public final class LocalVaultSource: SecretSource {
 public final class RemoteLaunchSource: SecretSource {
     private let remote: RemoteSource
 
-    public init(endpoint: RemoteEndpoint, fallback: FallbackPolicy? = nil) { remote = RemoteSource(endpoint: endpoint, fallback: fallback) }
+    public init(endpoint: RemoteEndpoint, fallback: FallbackPolicy? = nil, runID: String? = nil) {
+        remote = RemoteSource(endpoint: endpoint, fallback: fallback, runID: runID)
+    }
 
     public var label: String { stale == nil ? remote.label : "offline cache of \(remote.label)" }
     /// Set when the secrets came from the offline cache.

@@ -50,9 +50,14 @@ public final class RemoteSource {
     /// goes on; the caller warns).
     public private(set) var cacheProblem: String?
 
-    public init(endpoint: RemoteEndpoint, fallback: FallbackPolicy? = nil) {
+    /// The launch's run id, sent as `VSecure-Run-Id` so the server's audit entry for this batch
+    /// names it (the program gets it as VSECURE_RUN_ID).
+    public var runID: String?
+
+    public init(endpoint: RemoteEndpoint, fallback: FallbackPolicy? = nil, runID: String? = nil) {
         self.endpoint = endpoint
         self.fallback = fallback
+        self.runID = runID
     }
 
     public var label: String { "server \(endpoint.baseURL)" }
@@ -69,7 +74,8 @@ public final class RemoteSource {
         requestCount += 1
         let reply: HTTPExchange.Response
         do {
-            reply = try HTTPExchange.perform(endpoint, method: "POST", path: "/v1/security/secrets/batch/get", body: body)
+            reply = try HTTPExchange.perform(endpoint, method: "POST", path: "/v1/security/secrets/batch/get",
+                                             headers: runID.map { ["VSecure-Run-Id: " + $0] } ?? [], body: body)
         } catch {
             // Only "cannot be reached" falls back; libcurl errors all arrive as remoteUnreachable.
             guard let cache, let fallback, error.status == .remoteUnreachable else { throw error }

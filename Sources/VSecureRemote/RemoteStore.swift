@@ -36,7 +36,7 @@ public final class RemoteStore: SecretStore {
 
     // MARK: - Requests
 
-    private func request(_ method: String, _ path: String, query: [(String, String?)] = [], body: [UInt8] = [],
+    func request(_ method: String, _ path: String, query: [(String, String?)] = [], body: [UInt8] = [],
                          idempotent: Bool = false) throws(VSecureError) -> RemoteReply {
         requestCount += 1
         let response = try HTTPExchange.perform(endpoint, method: method, path: Self.api + path + Self.queryString(query),

@@ -41,6 +41,7 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
     SecretRoutes(service: service, limits: limits).register(api, table: table)
     BatchRoutes(service: service, limits: limits).register(api, table: table)
     APIKeyRoutes(service: service, limits: limits).register(api, table: table)
+    AuditRoutes(service: service).register(api, table: table)
     return router
 }
 
@@ -87,8 +88,9 @@ public func openService(_ configuration: ServerConfiguration, clock: @escaping @
     let rotator = try SecretRotator(settings: configuration.rotation, clock: clock) { () throws(VSecureError) in
         try LocalVault.open(at: configuration.vaultPath, keys: keys)
     }
+    let audit = try AuditTrail(path: configuration.auditLogPath, keyPath: configuration.auditKeyPath)
     return SecretService(vault: vault, readers: readers, registry: registry, clock: clock, rotationSettings: configuration.rotation,
-                         rotator: rotator)
+                         rotator: rotator, audit: audit)
 }
 
 func tlsConfiguration(_ configuration: ServerConfiguration) throws -> TLSConfiguration {

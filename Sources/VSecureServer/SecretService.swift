@@ -24,9 +24,14 @@ public actor SecretService {
     /// Rotates on a connection of its own; nil when the service was built without one (then
     /// `POST …/rotate` answers 503).
     public nonisolated let rotator: SecretRotator?
+    /// The audit log. A route that reads or changes anything answers only after its entry is
+    /// durable (see `AuditTrail.record`).
+    public nonisolated let audit: AuditTrail
 
     public init(vault: LocalVault, readers: VaultReaders, registry: ServerRegistry, clock: @escaping @Sendable () -> Timestamp,
-                rotationSettings: ServerRotationSettings = ServerRotationSettings(), rotator: SecretRotator? = nil) {
+                rotationSettings: ServerRotationSettings = ServerRotationSettings(), rotator: SecretRotator? = nil,
+                audit: AuditTrail) {
+        self.audit = audit
         self.rotationSettings = rotationSettings
         self.rotator = rotator
         self.vault = vault

@@ -38,6 +38,9 @@ public struct ServerConfiguration: Sendable {
     public var vaultPath: String { dataDirectory + "/vault.db" }
     public var keyFilePath: String { dataDirectory + "/vault.key" }
     public var registryPath: String { dataDirectory + "/server.db" }
+    /// The audit log and its key (kept apart from the vault's key).
+    public var auditLogPath: String { dataDirectory + "/audit.db" }
+    public var auditKeyPath: String { dataDirectory + "/audit.key" }
 
     public var isLoopback: Bool {
         host == "localhost" || host == "::1" || host.hasPrefix("127.")

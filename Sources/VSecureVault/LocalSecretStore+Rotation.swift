@@ -35,8 +35,8 @@ extension LocalSecretStore: RotatingSecretStore {
         try vault.checkEnvironment(environment)
         // The claim outlives the command's timeout, so a slow command is never rotated twice.
         let claimFor = SecretDuration(seconds: settings.commandTimeout.seconds + 60)
-        return try vault.rotate(environment: environment, name: name, onlyIfDue: onlyIfDue, actor: actor, now: now(),
-                                claimFor: claimFor) { (input: LocalVault.RotationInput) throws(RotationFailure) -> SecureBytes in
+        let result = try vault.rotate(environment: environment, name: name, onlyIfDue: onlyIfDue, actor: actor, now: now(),
+                                      claimFor: claimFor) { (input: LocalVault.RotationInput) throws(RotationFailure) -> SecureBytes in
             switch input.source {
             case .generate(let length, let charset):
                 return SecureBytes.randomCharacters(count: length, alphabet: charset.alphabet)
@@ -47,6 +47,15 @@ extension LocalSecretStore: RotatingSecretStore {
                 throw RotationFailure("\(name) has a manual policy")
             }
         }
+        switch result.outcome {
+        case .rotated(let from, let to):
+            try audit?.append([event(.rotated, environment, name, version: to, details: [("previousVersion", String(from))])])
+        case .failed(let reason):
+            try audit?.append([event(.rotated, environment, name, version: nil, outcome: .failure, details: [("reason", reason)])])
+        case .skipped:
+            break
+        }
+        return result
     }
 
     /// The rotation command's whole environment: what it rotates, plus PATH and HOME. Never the

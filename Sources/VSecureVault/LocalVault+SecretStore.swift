@@ -9,11 +9,52 @@ public final class LocalSecretStore: SecretStore {
     public let vault: LocalVault
     public let actor: String
     private let clock: () -> Timestamp
+    /// The vault's audit log: every read of a value and every change is recorded there. A read
+    /// returns its value only once the entry is written; a change is recorded right after it
+    /// commits (two files, so not in one transaction: a crash in between loses the entry, and
+    /// the version record still names who changed what and when).
+    public let audit: AuditLog?
+    /// Entries of the operation in progress; written when the outermost one succeeds, so a
+    /// create-with-policy that fails halfway records nothing.
+    private var pendingAudit: [AuditEvent] = []
+    private var auditDepth = 0
 
-    public init(vault: LocalVault, actor: String, clock: @escaping () -> Timestamp) {
+    public init(vault: LocalVault, actor: String, audit: AuditLog?, clock: @escaping () -> Timestamp) {
         self.vault = vault
         self.actor = actor
+        self.audit = audit
         self.clock = clock
+    }
+
+    /// Runs `body`; on success, queues `events(result)` and, once the outermost audited
+    /// operation returns, writes the queue. A failure discards the queue.
+    func audited<T>(_ body: () throws(VSecureError) -> T, events: (T) -> [AuditEvent]) throws(VSecureError) -> T {
+        auditDepth += 1
+        let result: T
+        do {
+            result = try body()
+        } catch {
+            auditDepth -= 1
+            if auditDepth == 0 { pendingAudit = [] }
+            throw error
+        }
+        auditDepth -= 1
+        pendingAudit += events(result)
+        if auditDepth == 0 { try flushAudit() }
+        return result
+    }
+
+    private func flushAudit() throws(VSecureError) {
+        let events = pendingAudit
+        pendingAudit = []
+        guard let audit, !events.isEmpty else { return }
+        try audit.append(events)
+    }
+
+    func event(_ action: AuditEvent.Action, _ environment: EnvironmentName, _ name: SecretName, version: Int?,
+               outcome: AuditEvent.Outcome = .success, items: [AuditEvent.Item] = [], details: [(String, String)] = []) -> AuditEvent {
+        AuditEvent(time: clock(), actor: AuditEvent.Actor(user: actor), resource: .secrets, action: action, outcome: outcome,
+                   environment: environment.rawValue, name: name.rawValue, version: version, items: items, details: details)
     }
 
     public var label: String { "vault \(vault.path)" }
@@ -34,17 +75,22 @@ public final class LocalSecretStore: SecretStore {
     public func create(_ secret: NewSecret) throws(VSecureError) -> SecretSummary {
         let environment = try chooseEnvironment(explicit: secret.environment, tags: secret.attributes.tags,
                                                 configured: vault.environments, default: vault.defaultEnvironment)
-        return try secret.value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-            try vault.create(environment: environment, name: secret.name, value: raw, attributes: secret.attributes,
-                             actor: actor, now: clock())
-        }
+        return try audited({ () throws(VSecureError) in
+            try secret.value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                try vault.create(environment: environment, name: secret.name, value: raw, attributes: secret.attributes,
+                                 actor: actor, now: clock())
+            }
+        }, events: { [event(.created, $0.environment, $0.name, version: $0.currentVersion)] })
     }
 
     public func update(environment: EnvironmentName?, name: SecretName, value: SecureBytes?, change: AttributeChange,
                        ifVersion: Int?) throws(VSecureError) -> SecretUpdate {
-        let result = try vault.update(environment: try resolve(environment), name: name, lockedValue: value, change: change,
-                                      ifVersion: ifVersion, actor: actor, now: clock())
-        return SecretUpdate(secret: result.secret, previousVersion: result.previousVersion, newVersion: result.newVersion)
+        let environment = try resolve(environment)
+        return try audited({ () throws(VSecureError) in
+            let result = try vault.update(environment: environment, name: name, lockedValue: value, change: change,
+                                          ifVersion: ifVersion, actor: actor, now: clock())
+            return SecretUpdate(secret: result.secret, previousVersion: result.previousVersion, newVersion: result.newVersion)
+        }, events: { [event(.updated, environment, name, version: $0.newVersion ?? $0.previousVersion)] })
     }
 
     public func summary(environment: EnvironmentName?, name: SecretName) throws(VSecureError) -> SecretSummary {
@@ -55,9 +101,12 @@ public final class LocalSecretStore: SecretStore {
         let environment = try resolve(environment)
         let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
         if !allowExpired, let expiresAt = secret.attributes.expiresAt, expiresAt <= clock() {
+            try audit?.append([event(.accessed, environment, name, version: info.version, outcome: .failure, details: [("reason", "expired")])])
             throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)")
         }
-        return SecretRead(secret: secret, version: info.version, value: value)
+        // The entry is written before the value is handed out: no entry, no value.
+        return try audited({ () throws(VSecureError) in SecretRead(secret: secret, version: info.version, value: value) },
+                           events: { [event(.accessed, environment, name, version: $0.version)] })
     }
 
     public func list(_ query: SecretQuery) throws(VSecureError) -> [SecretSummary] {
@@ -74,15 +123,20 @@ public final class LocalSecretStore: SecretStore {
     }
 
     public func rollback(environment: EnvironmentName?, name: SecretName, to version: Int?) throws(VSecureError) -> SecretUpdate {
-        let result = try vault.rollback(environment: try resolve(environment), name: name, to: version, actor: actor, now: clock())
-        return SecretUpdate(secret: result.secret, previousVersion: result.previousVersion, newVersion: result.newVersion)
+        let environment = try resolve(environment)
+        return try audited({ () throws(VSecureError) in
+            let result = try vault.rollback(environment: environment, name: name, to: version, actor: actor, now: clock())
+            return SecretUpdate(secret: result.secret, previousVersion: result.previousVersion, newVersion: result.newVersion)
+        }, events: { [event(.rolledBack, environment, name, version: $0.newVersion, details: version.map { [("to", String($0))] } ?? [])] })
     }
 
     @discardableResult
     public func delete(environment: EnvironmentName?, name: SecretName, purge: Bool) throws(VSecureError) -> EnvironmentName {
         let environment = try resolve(environment)
-        try vault.delete(environment: environment, name: name, purge: purge, now: clock())
-        return environment
+        return try audited({ () throws(VSecureError) in
+            try vault.delete(environment: environment, name: name, purge: purge, now: clock())
+            return environment
+        }, events: { [event(.deleted, $0, name, version: nil, details: purge ? [("purge", "true")] : [])] })
     }
 
     public func upsert(environment: EnvironmentName?, entries: [UpsertEntry], addTags: [Tag]) throws(VSecureError) -> UpsertResult {
@@ -90,26 +144,35 @@ public final class LocalSecretStore: SecretStore {
                                                 default: vault.defaultEnvironment)
         for entry in entries { try SecretValueRule.check(length: entry.count, name: entry.name) }
         let now = clock()
-        var result = UpsertResult(environment: environment, created: [], updated: [], unchanged: [])
-        try vault.atomically { () throws(VSecureError) in
-            for entry in entries {
-                try entry.withValueBytes { (value: UnsafeRawBufferPointer) throws(VSecureError) in
-                    if let current = try vault.currentFingerprint(environment: environment, name: entry.name) {
-                        var change = AttributeChange()
-                        change.addTags = addTags
-                        let same = current == vault.fingerprint(of: value)
-                        _ = try vault.update(environment: environment, name: entry.name, value: same ? nil : value, change: change,
-                                             ifVersion: nil, actor: actor, now: now, action: .import)
-                        if same { result.unchanged.append(entry.name) } else { result.updated.append(entry.name) }
-                    } else {
-                        try vault.create(environment: environment, name: entry.name, value: value, attributes: SecretAttributes(tags: addTags),
-                                         actor: actor, now: now, action: .import)
-                        result.created.append(entry.name)
+        return try audited({ () throws(VSecureError) -> UpsertResult in
+            var result = UpsertResult(environment: environment, created: [], updated: [], unchanged: [])
+            try vault.atomically { () throws(VSecureError) in
+                for entry in entries {
+                    try entry.withValueBytes { (value: UnsafeRawBufferPointer) throws(VSecureError) in
+                        if let current = try vault.currentFingerprint(environment: environment, name: entry.name) {
+                            var change = AttributeChange()
+                            change.addTags = addTags
+                            let same = current == vault.fingerprint(of: value)
+                            _ = try vault.update(environment: environment, name: entry.name, value: same ? nil : value, change: change,
+                                                 ifVersion: nil, actor: actor, now: now, action: .import)
+                            if same { result.unchanged.append(entry.name) } else { result.updated.append(entry.name) }
+                        } else {
+                            try vault.create(environment: environment, name: entry.name, value: value,
+                                             attributes: SecretAttributes(tags: addTags), actor: actor, now: now, action: .import)
+                            result.created.append(entry.name)
+                        }
                     }
                 }
             }
-        }
-        return result
+            return result
+        }, events: { result in
+            // One entry per import, listing what it created and changed.
+            let items = (result.created + result.updated).map { AuditEvent.Item(name: $0.rawValue, version: nil) }
+            guard !items.isEmpty else { return [] }
+            return [AuditEvent(time: now, actor: AuditEvent.Actor(user: actor), resource: .secrets, action: .updated,
+                               environment: environment.rawValue, items: items,
+                               details: [("via", "import"), ("created", String(result.created.count)), ("updated", String(result.updated.count))])]
+        })
     }
 
     public func batchGet(environment: EnvironmentName?, names: [SecretName], allowExpired: Bool) throws(VSecureError) -> BatchValues {
@@ -135,6 +198,11 @@ public final class LocalSecretStore: SecretStore {
             }
             result.items.append(BatchValues.Item(name: name, version: secret.version, expiresAt: secret.expiresAt, value: value))
         }
-        return result
+        guard !result.items.isEmpty else { return result }
+        return try audited({ () throws(VSecureError) in result }, events: { result in
+            [AuditEvent(time: now, actor: AuditEvent.Actor(user: actor), resource: .secrets, action: .accessed,
+                        environment: environment.rawValue,
+                        items: result.items.map { AuditEvent.Item(name: $0.name.rawValue, version: $0.version) })]
+        })
     }
 }

@@ -25,6 +25,7 @@ struct VSecure: ParsableCommand {
             SecretsCreate.self, SecretsUpdate.self, SecretsGet.self, SecretsList.self, SecretsVersions.self,
             SecretsDiff.self, SecretsRollback.self, SecretsDelete.self, SecretsImport.self, SecretsExport.self,
             SecretsRotate.self, RotationStatus.self, RotationRun.self,
+            AuditLogs.self, AuditExport.self, AuditVerify.self,
             Login.self, Logout.self, ConfigSet.self, ConfigGet.self, ConfigShow.self, ConfigPath.self,
         ]
     )

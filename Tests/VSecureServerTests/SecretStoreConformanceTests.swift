@@ -32,7 +32,8 @@ struct SecretStoreConformanceTests {
             let directory = try TemporaryDirectory(prefix: "vsecure-conformance")
             let vault = try LocalVault.create(at: directory.file("vault.db"), protection: .keyFile(path: directory.file("vault.key")),
                                               now: Timestamp(secondsSinceEpoch: Int64(Date().timeIntervalSince1970)))
-            let store = LocalSecretStore(vault: vault, actor: "tester@conformance") {
+            let audit = try AuditLog.open(path: directory.file("vault.audit.db"), keyPath: directory.file("vault.audit.key"), create: true)
+            let store = LocalSecretStore(vault: vault, actor: "tester@conformance", audit: audit) {
                 Timestamp(secondsSinceEpoch: Int64(Date().timeIntervalSince1970))
             }
             return Fixture(store, keepAlive: [directory])

@@ -97,8 +97,9 @@ final class ServerFixture: Sendable {
                                     throw VSecureError(.key, "a key file vault")
                                 })
         }
+        let audit = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
         let service = SecretService(vault: vault, readers: readers, registry: registry, clock: clock.function,
-                                    rotationSettings: rotation, rotator: rotator)
+                                    rotationSettings: rotation, rotator: rotator, audit: audit)
         return ServerFixture(directory: directory, clock: clock, service: service, limits: limits,
                              admin: TestKey(id: key.id, token: token), environments: envs)
     }

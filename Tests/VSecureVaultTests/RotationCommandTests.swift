@@ -41,7 +41,7 @@ struct RotationCommandTests {
         setenv("VSECURE_KEY_FILE", "/must/not/leak", 1)
         setenv("VSECURE_PASSPHRASE", "must-not-leak", 1)
         defer { unsetenv("VSECURE_KEY_FILE"); unsetenv("VSECURE_PASSPHRASE") }
-        let store = LocalSecretStore(vault: fixture.vault, actor: "cron") { time(t0 + 86_400) }
+        let store = LocalSecretStore(vault: fixture.vault, actor: "cron", audit: nil) { time(t0 + 86_400) }
         let result = try store.rotate(environment: env("production"), name: secretName("DB_PASSWORD"), onlyIfDue: true, settings: RotationSettings())
         #expect(result.outcome == .rotated(from: 2, to: 3))
         #expect(try fixture.vault.read("DB_PASSWORD") == utf8("rotated-value"))
@@ -104,7 +104,7 @@ struct RotationCommandTests {
         try fixture.vault.put("K", utf8("keep"), at: t0)
         try fixture.vault.setRotationPolicy(environment: env("production"), name: secretName("K"),
                                             policy: try RotationPolicy(period: SecretDuration(seconds: 60), source: .command(argv: ["/bin/sh", command])), now: time(t0))
-        let store = LocalSecretStore(vault: fixture.vault, actor: "cron") { time(t0 + 60) }
+        let store = LocalSecretStore(vault: fixture.vault, actor: "cron", audit: nil) { time(t0 + 60) }
         let result = try store.rotate(environment: env("production"), name: secretName("K"), onlyIfDue: true, settings: RotationSettings())
         #expect(result.outcome == .failed(reason: "the rotation command /bin/sh exited with status 3; nothing was changed"))
         #expect(try fixture.vault.read("K") == utf8("keep"))

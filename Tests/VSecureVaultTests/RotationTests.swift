@@ -12,7 +12,7 @@ private func policy(_ period: String, notify: String? = nil, _ source: RotationS
 }
 
 private func store(_ vault: LocalVault, at seconds: Int64) -> LocalSecretStore {
-    LocalSecretStore(vault: vault, actor: "rotator") { time(seconds) }
+    LocalSecretStore(vault: vault, actor: "rotator", audit: nil) { time(seconds) }
 }
 
 private func state(_ vault: LocalVault, _ name: String, at seconds: Int64) throws -> RotationState {

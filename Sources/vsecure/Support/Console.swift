@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import VSecureCore
+import VSecureCrypto
 import VSecureRemote
 
 /// Where vsecure speaks: data on stdout, messages on stderr as `vsecure: error: …` and
@@ -78,14 +79,7 @@ enum ProcessEnvironment {
     static var home: String { ClientEnvironment.home }
 
     /// Who the version records name: `VSECURE_ACTOR`, else `user@host`.
-    static var actor: String {
-        if let actor = string("VSECURE_ACTOR") { return actor }
-        var user = "uid\(geteuid())"
-        if let entry = getpwuid(geteuid()), let name = entry.pointee.pw_name { user = String(cString: name) }
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
-        return "\(user)@\(String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self))"
-    }
+    static var actor: String { LocalIdentity.actor(override: string("VSECURE_ACTOR")) }
 
     /// The clock, or the test hook `VSECURE_TEST_NOW` (ISO 8601 or epoch seconds; docs/rotation.md).
     /// It only moves the caller's own view of time: whoever sets it already holds the key.

@@ -27,10 +27,22 @@ struct StoreOptions: ParsableArguments {
         }
     }
 
+    /// The audit log `audit:*` reads: the server's, else the local vault's (which must exist).
+    func openAuditReader() throws(VSecureError) -> any AuditReader {
+        if let remote = try RemoteSettings.resolve(flagEndpoint: endpoint, flagCACert: cacert, explicitVault: location.vault) {
+            return RemoteStore(endpoint: try remote.remoteEndpoint(warn: Console.warning))
+        }
+        if PrivateFiles.kind(of: location.vaultPath) == .missing { _ = try location.open() }
+        return try location.openAuditLog(create: false)
+    }
+
     func open() throws(VSecureError) -> any SecretStore {
         if let remote = try RemoteSettings.resolve(flagEndpoint: endpoint, flagCACert: cacert, explicitVault: location.vault) {
             return RemoteStore(endpoint: try remote.remoteEndpoint(warn: Console.warning))
         }
-        return LocalSecretStore(vault: try location.open(), actor: ProcessEnvironment.actor) { ProcessEnvironment.now }
+        let vault = try location.open()
+        return LocalSecretStore(vault: vault, actor: ProcessEnvironment.actor, audit: try location.openAuditLog(create: true)) {
+            ProcessEnvironment.now
+        }
     }
 }

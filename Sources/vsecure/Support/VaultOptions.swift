@@ -23,6 +23,15 @@ struct VaultOptions: ParsableArguments {
     var vaultPath: String { vault ?? ProcessEnvironment.string("VSECURE_VAULT") ?? Self.defaultDirectory + "/vault.db" }
     var keyFilePath: String { keyFile ?? ProcessEnvironment.string("VSECURE_KEY_FILE") ?? Self.defaultDirectory + "/vault.key" }
 
+    /// The vault's audit log: $VSECURE_AUDIT_LOG, else beside the vault (`vault.audit.db`), with
+    /// its key beside it (`vault.audit.key`).
+    var auditLogPath: String { ProcessEnvironment.string("VSECURE_AUDIT_LOG") ?? AuditLog.defaultPath(forVault: vaultPath) }
+
+    func openAuditLog(create: Bool) throws(VSecureError) -> AuditLog {
+        let path = auditLogPath
+        return try AuditLog.open(path: path, keyPath: AuditLog.keyPath(forLog: path), create: create)
+    }
+
     func open() throws(VSecureError) -> LocalVault {
         let passphraseFile = self.passphraseFile
         let vaultPath = self.vaultPath

@@ -1,0 +1,46 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import VSecureCore
+import VSecureCrypto
+import VSecureVault
+
+/// The audit entry of a local launch: one `accessed` entry listing every secret (and version)
+/// the program gets, with the run id the program sees as VSECURE_RUN_ID, so its logs can be
+/// joined to the audit log. Written before `execve`; if it cannot be written, nothing starts.
+///
+/// The receipt is committed with `synchronous=NORMAL`: it is in the log's WAL before the
+/// program starts, so it survives the launcher or the program crashing, but a power cut in
+/// the next moments can lose it. A full sync on every launch would cost more than the rest of
+/// the launch (see docs/audit.md).
+enum LaunchReceipt {
+    /// `run_` and 16 hex digits of libsodium randomness.
+    static func newRunID() -> String {
+        "run_" + hexString(Sodium.randomBytes(8))
+    }
+
+    static func record(runID: String, settings: LaunchSettings, environment: EnvironmentName, injections: [Injection],
+                       command: [String]) throws(VSecureError) {
+        var items: [AuditEvent.Item] = []
+        var seen = Set<SecretName>()
+        for secret in injections.flatMap(\.secrets) where seen.insert(secret.name).inserted {
+            items.append(AuditEvent.Item(name: secret.name.rawValue, version: secret.version))
+        }
+        var details: [(String, String)] = [("runId", runID), ("via", "vsecure-run")]
+        if let program = command.first { details.append(("command", program)) }
+        if let parent = LauncherConsole.string("VSECURE_RUN_ID") { details.append(("parentRunId", String(parent.prefix(64)))) }
+        let event = AuditEvent(time: try Launcher.currentTime(),
+                               actor: AuditEvent.Actor(user: LocalIdentity.actor(override: LauncherConsole.string("VSECURE_ACTOR"))),
+                               resource: .secrets, action: .accessed, environment: environment.rawValue, items: items, details: details)
+        let path = settings.auditLogPath
+        do {
+            let log = try AuditLog.open(path: path, keyPath: AuditLog.keyPath(forLog: path), create: true, durability: .normal)
+            try log.append([event])
+        } catch {
+            var failure = error
+            failure.message = "cannot write the launch receipt to the audit log: \(error.message); nothing was started"
+            failure.hints.append("the log is \(path); VSECURE_AUDIT_LOG puts it elsewhere (its key goes beside it)")
+            throw failure
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import NIOPosix
+import Synchronization
+import VSecureCore
+import VSecureVault
+
+/// The server's audit log. `record` returns once the entry is durable, or throws; a route that
+/// needs an entry answers only after `record` returned, so no secret leaves without its entry.
+///
+/// Group commit: requests queue their entries and wait; one writer thread commits everything
+/// queued in one transaction (one fsync), resumes those requests, and takes the next group,
+/// which gathered while it was syncing. Under load a commit carries many entries, so auditing
+/// every read costs a fraction of an fsync per read; when idle, a lone entry commits at once.
+/// The writer runs on a thread of its own, so a slow disk never holds a cooperative thread.
+public final class AuditTrail: Sendable {
+    private struct Waiting {
+        var events: [AuditEvent]
+        var continuation: CheckedContinuation<Void, any Error>
+    }
+
+    private struct Queue {
+        var waiting: [Waiting] = []
+        var writing = false
+    }
+
+    private let queue = Mutex(Queue())
+    private let writer: Mutex<AuditLog>
+    /// A second connection for queries and verification, so a long `verify` never stalls the
+    /// writer (WAL lets it read while the writer commits).
+    private let reader: Mutex<AuditLog>
+    private let thread: NIOThreadPool
+    public let path: String
+
+    /// Opens (or creates) the log at `path` with the key at `keyPath`, and refuses a log whose
+    /// anchor is missing or edited: such a log can be verified, not extended.
+    public init(path: String, keyPath: String) throws(VSecureError) {
+        let log = try AuditLog.open(path: path, keyPath: keyPath, create: true, durability: .full)
+        try log.checkAnchor()
+        writer = Mutex(log)
+        reader = Mutex(try AuditLog.open(path: path, keyPath: keyPath, create: false, durability: .full))
+        self.path = path
+        thread = NIOThreadPool(numberOfThreads: 1)
+        thread.start()
+    }
+
+    deinit {
+        thread.shutdownGracefully { _ in }
+    }
+
+    /// Appends `event` and waits until it is on disk. Throws `.io` when it cannot be written;
+    /// the route then answers 503.
+    public func record(_ event: AuditEvent) async throws(VSecureError) {
+        try await record([event])
+    }
+
+    public func record(_ events: [AuditEvent]) async throws(VSecureError) {
+        guard !events.isEmpty else { return }
+        do {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let start = queue.withLock { queue -> Bool in
+                    queue.waiting.append(Waiting(events: events, continuation: continuation))
+                    guard !queue.writing else { return false }
+                    queue.writing = true
+                    return true
+                }
+                if start { thread.submit { [self] _ in writeGroups() } }
+            }
+        } catch let error as VSecureError {
+            throw error
+        } catch {
+            throw VSecureError(.io, "the audit log could not be written")
+        }
+    }
+
+    /// Commits queued groups until the queue is empty.
+    private func writeGroups() {
+        while true {
+            let group = queue.withLock { queue -> [Waiting]? in
+                guard !queue.waiting.isEmpty else {
+                    queue.writing = false
+                    return nil
+                }
+                defer { queue.waiting = [] }
+                return queue.waiting
+            }
+            guard let group else { return }
+            let outcome = writer.withLock { (log: inout AuditLog) -> Result<Void, VSecureError> in
+                Result { () throws(VSecureError) in _ = try log.append(group.flatMap(\.events)) }
+            }
+            for waiting in group {
+                switch outcome {
+                case .success: waiting.continuation.resume()
+                case .failure(let error):
+                    waiting.continuation.resume(throwing: VSecureError(.io, "the audit log could not be written: \(error.message)"))
+                }
+            }
+        }
+    }
+
+    /// Runs `body` with the query connection.
+    public func withLog<T: Sendable>(_ body: (AuditLog) throws(VSecureError) -> T) throws(VSecureError) -> T {
+        try reader.withLock { (log: inout AuditLog) throws(VSecureError) -> T in try body(log) }
+    }
+}

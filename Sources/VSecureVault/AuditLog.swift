@@ -1,0 +1,335 @@
+import CSQLite
+import VSecureCore
+import VSecureCrypto
+import VSecureStore
+
+/// The tamper-evident audit log: an append-only SQLite table of entries, each carrying an
+/// HMAC-SHA256 over its content, its sequence number and the previous entry's MAC, under a key
+/// of its own (`audit.key`, never the vault's data key). The newest sequence number and MAC are
+/// kept in an anchor row with a MAC of its own, written in the same transaction as the entries,
+/// so cutting entries off the end is detected as surely as editing, removing or moving one.
+///
+/// What the chain cannot show: a rollback of the whole file (log and anchor together) to an
+/// older copy. `verify` returns the head (sequence number and MAC); keeping it somewhere else
+/// (a ticket, another machine) turns that into a detectable rollback too.
+///
+/// One log per vault: `vault.db` writes `vault.audit.db` and `vault.audit.key` beside it; a
+/// server writes `audit.db` and `audit.key` in its data directory.
+public final class AuditLog {
+    public let path: String
+    let db: SQLiteDatabase
+    private let key: SecureBytes
+    private let logID: [UInt8]
+
+    /// How a commit reaches the disk. `.full` syncs the WAL on every commit (the server, and the
+    /// CLI's writes); `.normal` syncs at checkpoints, so a power cut may lose the newest entries
+    /// but never leaves the chain inconsistent.
+    public enum Durability: Sendable { case full, normal }
+
+    static let schema = """
+        CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY NOT NULL, value BLOB NOT NULL);
+        CREATE TABLE IF NOT EXISTS audit_entries(
+            seq INTEGER PRIMARY KEY NOT NULL,
+            time INTEGER NOT NULL,
+            resource TEXT NOT NULL,
+            action TEXT NOT NULL,
+            result TEXT NOT NULL,
+            actor TEXT,
+            environment TEXT,
+            name TEXT,
+            event TEXT NOT NULL,
+            mac BLOB NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries(time);
+        CREATE INDEX IF NOT EXISTS audit_entries_name ON audit_entries(name);
+        CREATE TABLE IF NOT EXISTS audit_anchor(
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            seq INTEGER NOT NULL,
+            mac BLOB NOT NULL,
+            anchor_mac BLOB NOT NULL
+        );
+        """
+
+    /// `vault.db` → `vault.audit.db`; any other name gets `.audit.db` appended.
+    public static func defaultPath(forVault vaultPath: String) -> String {
+        (vaultPath.hasSuffix(".db") ? String(vaultPath.dropLast(3)) : vaultPath) + ".audit.db"
+    }
+
+    /// `x.audit.db` → `x.audit.key`; `audit.db` → `audit.key`.
+    public static func keyPath(forLog path: String) -> String {
+        (path.hasSuffix(".db") ? String(path.dropLast(3)) : path) + ".key"
+    }
+
+    /// Opens the log at `path` with the key at `keyPath`. With `create`, a missing log and key
+    /// are made (mode 0600). A log whose key is missing, or a key whose log is missing, is an
+    /// error: one of them was removed, and starting afresh would hide that.
+    public static func open(path: String, keyPath: String, create: Bool,
+                            durability: Durability = .full) throws(VSecureError) -> AuditLog {
+        let logKind = PrivateFiles.kind(of: path), keyKind = PrivateFiles.kind(of: keyPath)
+        for (file, kind) in [(path, logKind), (keyPath, keyKind)] where kind == .symlink || kind == .directory || kind == .other {
+            throw VSecureError(.io, "\(Quoted(file)) is not a regular file; refusing to use it for the audit log")
+        }
+        switch (logKind, keyKind) {
+        case (.missing, .missing):
+            guard create else {
+                throw VSecureError(.notFound, "there is no audit log at \(Quoted(path))", hint: "it is created by the first write, read or launch")
+            }
+            return try make(path: path, keyPath: keyPath, durability: durability)
+        case (.missing, _):
+            throw VSecureError(.integrity, "the audit log \(Quoted(path)) is missing, but its key \(Quoted(keyPath)) exists: the log was removed",
+                               hint: "restore the log from a backup; to start a new log on purpose, move the key away first")
+        case (_, .missing):
+            throw VSecureError(.key, "the audit log's key \(Quoted(keyPath)) is missing",
+                               hint: "restore it from a backup; without it the log cannot be verified or extended")
+        default:
+            return try AuditLog(path: path, key: try PrivateFiles.readKeyFile(keyPath), durability: durability)
+        }
+    }
+
+    private static func make(path: String, keyPath: String, durability: Durability) throws(VSecureError) -> AuditLog {
+        let key = SecureBytes.random(count: PrivateFiles.keyFileBytes)
+        try key.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try PrivateFiles.createFile(keyPath, contents: raw) }
+        do {
+            try PrivateFiles.createEmptyFile(path)
+            let db = try SQLiteDatabase(path: path, create: false)
+            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
+            try db.transaction(immediate: true) { () throws(VSecureError) in
+                try db.execute(schema)
+                let logID = Sodium.randomBytes(16)
+                try db.prepare("INSERT INTO audit_meta(key, value) VALUES ('log_id', ?1), ('format', ?2)")
+                    .bind(1, blob: logID).bind(2, blob: Array("1".utf8)).run()
+                let genesis = chainStart(key: key, logID: logID)
+                try db.prepare("INSERT INTO audit_anchor(id, seq, mac, anchor_mac) VALUES (1, 0, ?1, ?2)")
+                    .bind(1, blob: genesis).bind(2, blob: anchorMAC(key: key, logID: logID, seq: 0, mac: genesis)).run()
+            }
+        } catch {
+            for file in [path, path + "-wal", path + "-shm", keyPath] { removeFile(file) }
+            throw error
+        }
+        return try AuditLog(path: path, key: key, durability: durability)
+    }
+
+    private init(path: String, key: SecureBytes, durability: Durability) throws(VSecureError) {
+        self.path = path
+        self.key = key
+        db = try SQLiteDatabase(path: path, create: false)
+        try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL")")
+        let statement = try db.prepare("SELECT value FROM audit_meta WHERE key = 'log_id'")
+        guard try statement.step() else {
+            throw VSecureError(.integrity, "the audit log \(Quoted(path)) has no log id: it is damaged or was edited")
+        }
+        logID = statement.blob(0)
+    }
+
+    // MARK: - The chain
+
+    private static func chainStart(key: SecureBytes, logID: [UInt8]) -> [UInt8] {
+        var hmac = HMACSHA256(key: key)
+        hmac.update(Array("vsecure-audit-genesis-v1\0".utf8))
+        hmac.update(logID)
+        return hmac.finalize()
+    }
+
+    private static func entryMAC(key: SecureBytes, logID: [UInt8], previous: [UInt8], seq: Int64, event: [UInt8]) -> [UInt8] {
+        var hmac = HMACSHA256(key: key)
+        hmac.update(Array("vsecure-audit-entry-v1\0".utf8))
+        hmac.update(logID)
+        hmac.update(previous)
+        hmac.update(bigEndian(seq))
+        hmac.update(event)
+        return hmac.finalize()
+    }
+
+    private static func anchorMAC(key: SecureBytes, logID: [UInt8], seq: Int64, mac: [UInt8]) -> [UInt8] {
+        var hmac = HMACSHA256(key: key)
+        hmac.update(Array("vsecure-audit-anchor-v1\0".utf8))
+        hmac.update(logID)
+        hmac.update(bigEndian(seq))
+        hmac.update(mac)
+        return hmac.finalize()
+    }
+
+    private static func bigEndian(_ value: Int64) -> [UInt8] {
+        withUnsafeBytes(of: value.bigEndian) { Array($0) }
+    }
+
+    private static func equal(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+        a.count == b.count && a.withUnsafeBytes { x in b.withUnsafeBytes { y in Sodium.constantTimeEqual(x, y) } }
+    }
+
+    /// The anchor: the newest sequence number and MAC. Refuses a missing or edited anchor, so
+    /// nothing is appended to a log whose end cannot be trusted.
+    private func head() throws(VSecureError) -> (seq: Int64, mac: [UInt8]) {
+        let statement = try db.prepare("SELECT seq, mac, anchor_mac FROM audit_anchor WHERE id = 1")
+        guard try statement.step() else { throw anchorError() }
+        let seq = statement.int64(0), mac = statement.blob(1)
+        guard Self.equal(statement.blob(2), Self.anchorMAC(key: key, logID: logID, seq: seq, mac: mac)) else { throw anchorError() }
+        return (seq, mac)
+    }
+
+    /// Refuses a log whose anchor is missing or edited.
+    public func checkAnchor() throws(VSecureError) {
+        _ = try head()
+    }
+
+    private func anchorError() -> VSecureError {
+        VSecureError(.integrity, "the audit log \(Quoted(path)) has a missing or edited anchor; nothing more is written to it",
+                     hint: "run `vsecure audit:verify` to see where the log was changed")
+    }
+
+    // MARK: - Writing
+
+    /// Appends `events` in one transaction and returns their sequence numbers. When this
+    /// returns, the entries are committed (and, with `.full` durability, on disk).
+    @discardableResult
+    public func append(_ events: [AuditEvent]) throws(VSecureError) -> [Int64] {
+        guard !events.isEmpty else { return [] }
+        return try db.transaction(immediate: true) { () throws(VSecureError) -> [Int64] in
+            var (seq, mac) = try head()
+            var numbers: [Int64] = []
+            numbers.reserveCapacity(events.count)
+            let insert = """
+                INSERT INTO audit_entries(seq, time, resource, action, result, actor, environment, name, event, mac)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+                """
+            for event in events {
+                seq += 1
+                let text = event.json(seq: seq).serialized(indent: nil)
+                mac = Self.entryMAC(key: key, logID: logID, previous: mac, seq: seq, event: Array(text.utf8))
+                try db.prepare(insert).bind(1, seq).bind(2, event.time.secondsSinceEpoch).bind(3, event.resource.rawValue)
+                    .bind(4, event.action.rawValue).bind(5, event.outcome.rawValue).bind(6, event.actor.user)
+                    .bind(7, event.environment).bind(8, event.name).bind(9, text).bind(10, blob: mac).run()
+                numbers.append(seq)
+            }
+            try db.prepare("UPDATE audit_anchor SET seq = ?1, mac = ?2, anchor_mac = ?3 WHERE id = 1")
+                .bind(1, seq).bind(2, blob: mac).bind(3, blob: Self.anchorMAC(key: key, logID: logID, seq: seq, mac: mac)).run()
+            return numbers
+        }
+    }
+
+    // MARK: - Reading
+
+    /// Entries passing `filter`, oldest first (or newest first), at most `filter.limit`;
+    /// `hasMore` when more follow (ask again with `after`, or `before`, set to the last one's
+    /// sequence number).
+    public func entries(_ filter: AuditFilter) throws(VSecureError) -> (entries: [AuditEntry], hasMore: Bool) {
+        var conditions: [String] = []
+        var texts: [String] = []
+        func text(_ column: String, _ value: String?) {
+            guard let value else { return }
+            texts.append(value)
+            conditions.append("\(column) = ?\(texts.count)")
+        }
+        text("resource", filter.resource?.rawValue)
+        text("action", filter.action?.rawValue)
+        text("result", filter.outcome?.rawValue)
+        text("actor", filter.actor)
+        text("environment", filter.environment)
+        if let name = filter.name {
+            texts.append(name)
+            let n = texts.count
+            conditions.append("(name = ?\(n) OR EXISTS (SELECT 1 FROM json_each(event, '$.items') WHERE json_extract(value, '$.name') = ?\(n)))")
+        }
+        // Numbers are inlined: they are Int64s, not text from outside.
+        if let since = filter.since { conditions.append("time >= \(since.secondsSinceEpoch)") }
+        if let until = filter.until { conditions.append("time < \(until.secondsSinceEpoch)") }
+        if let after = filter.after { conditions.append("seq > \(after)") }
+        if let before = filter.before { conditions.append("seq < \(before)") }
+        let limit = max(1, filter.limit)
+        let sql = "SELECT seq, event, mac FROM audit_entries" + (conditions.isEmpty ? "" : " WHERE " + conditions.joined(separator: " AND "))
+            + " ORDER BY seq\(filter.newestFirst ? " DESC" : "") LIMIT \(limit + 1)"
+        let statement = try db.prepare(sql)
+        for (index, value) in texts.enumerated() { statement.bind(Int32(index + 1), value) }
+        var result: [AuditEntry] = []
+        while try statement.step() {
+            guard result.count < limit else { return (result, true) }
+            result.append(try entry(statement))
+        }
+        return (result, false)
+    }
+
+    /// The entry with sequence number `seq`, or nil.
+    public func entry(seq: Int64) throws(VSecureError) -> AuditEntry? {
+        let statement = try db.prepare("SELECT seq, event, mac FROM audit_entries WHERE seq = ?1")
+        statement.bind(1, seq)
+        guard try statement.step() else { return nil }
+        return try entry(statement)
+    }
+
+    private func entry(_ statement: SQLiteStatement) throws(VSecureError) -> AuditEntry {
+        let seq = statement.int64(0)
+        guard let json = try? JSONParser.parse(statement.blob(1)), let event = AuditEvent(json: json) else {
+            throw VSecureError(.integrity, "audit entry \(seq) is not readable: it is damaged or was edited",
+                               hint: "run `vsecure audit:verify`")
+        }
+        return AuditEntry(seq: seq, event: event, mac: statement.blob(2))
+    }
+
+    public func contains(seq: Int64) throws(VSecureError) -> Bool {
+        let statement = try db.prepare("SELECT 1 FROM audit_entries WHERE seq = ?1")
+        statement.bind(1, seq)
+        return try statement.step()
+    }
+
+    /// The number of entries.
+    public func count() throws(VSecureError) -> Int64 {
+        try db.scalarInt("SELECT count(*) FROM audit_entries")
+    }
+
+    // MARK: - Verification
+
+    /// Checks the chain from the first entry through `through` (default: all, and then the
+    /// anchor) and reports the first entry that was edited, removed, moved, or cut off.
+    public func verify(through last: Int64? = nil) throws(VSecureError) -> AuditVerification {
+        let statement = try db.prepare("""
+            SELECT seq, time, resource, action, result, actor, environment, name, event, mac FROM audit_entries
+            """ + (last.map { " WHERE seq <= \($0)" } ?? "") + " ORDER BY seq")
+        var previous = Self.chainStart(key: key, logID: logID)
+        var expected: Int64 = 1
+        var checked: Int64 = 0
+        func result(_ problem: AuditVerification.Problem?) -> AuditVerification {
+            AuditVerification(checked: checked, headSeq: expected - 1, headMAC: hexString(previous), problem: problem)
+        }
+        while try statement.step() {
+            let seq = statement.int64(0)
+            if seq > expected { return result(.removed(seq: expected)) }
+            let eventBytes = statement.blob(8)
+            let parsed = (try? JSONParser.parse(eventBytes)).flatMap { json -> (Int64?, AuditEvent?) in
+                guard case .object(let members) = json else { return (nil, nil) }
+                var claimed: Int64?
+                if case .int(let n)? = members.first(where: { $0.0 == "seq" })?.1 { claimed = n }
+                return (claimed, AuditEvent(json: json))
+            }
+            if let claimed = parsed?.0, claimed != seq { return result(.reordered(seq: seq, claims: claimed)) }
+            let mac = Self.entryMAC(key: key, logID: logID, previous: previous, seq: seq, event: eventBytes)
+            guard Self.equal(mac, statement.blob(9)), let event = parsed?.1,
+                  event.time.secondsSinceEpoch == statement.int64(1), event.resource.rawValue == statement.text(2),
+                  event.action.rawValue == statement.text(3), event.outcome.rawValue == statement.text(4),
+                  event.actor.user == statement.optionalText(5), event.environment == statement.optionalText(6),
+                  event.name == statement.optionalText(7)
+            else { return result(.edited(seq: seq)) }
+            previous = mac
+            expected += 1
+            checked += 1
+        }
+        if let last {
+            if expected - 1 < last { return result(.removed(seq: expected)) }
+            return result(nil)
+        }
+        let anchor: (seq: Int64, mac: [UInt8])
+        do { anchor = try head() } catch { return result(.anchorInvalid) }
+        if anchor.seq > expected - 1 { return result(.truncated(lastSeq: expected - 1, anchoredSeq: anchor.seq)) }
+        if anchor.seq < expected - 1 || !Self.equal(anchor.mac, previous) { return result(.anchorInvalid) }
+        return result(nil)
+    }
+}
+
+extension AuditLog: AuditReader {
+    public func auditEntries(_ filter: AuditFilter) throws(VSecureError) -> (entries: [AuditEntry], hasMore: Bool) {
+        try entries(filter)
+    }
+
+    public func verifyAudit() throws(VSecureError) -> AuditVerification {
+        try verify()
+    }
+}

@@ -1,0 +1,103 @@
+import Foundation
+import Testing
+import TestSupport
+
+/// Launch receipts on the local vault: every launch records one `accessed` entry with the names
+/// and versions served and the run id the program sees; without the entry nothing starts.
+@Suite("Launch receipts")
+struct LaunchReceiptTests {
+    func auditEntries(_ fixture: LaunchFixture, _ filters: [String] = []) throws -> [[String: Any]] {
+        let json = try fixture.vault.json(["audit:logs", "--limit", "1000"] + filters)
+        return try #require(json as? [[String: Any]])
+    }
+
+    @Test("one entry per launch: names, versions, the run id the program got, the actor; the chain verifies")
+    func receipt() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("DB_PASSWORD", "one")
+        try fixture.vault.update("DB_PASSWORD", "two", ["--env", "production"])
+        try fixture.secret("API_KEY", "k")
+        try fixture.manifest("version: 1\nsecrets: [DB_PASSWORD, API_KEY]\n")
+        let before = try auditEntries(fixture).count
+        let run = try fixture.childValue("VSECURE_RUN_ID", ["--env", "production"])
+        #expect(run.status == 0, "\(run)")
+        let runID = run.stdoutText
+        #expect(runID.hasPrefix("run_") && runID.count == 20)
+        let entries = try auditEntries(fixture)
+        #expect(entries.count == before + 1)
+        let receipt = try #require(entries.last)
+        #expect(receipt["action"] as? String == "accessed")
+        #expect(receipt["resource"] as? String == "secrets")
+        #expect(receipt["environment"] as? String == "production")
+        #expect((receipt["actor"] as? [String: Any])?["user"] as? String == "tester@e2e")
+        let items = try #require(receipt["items"] as? [[String: Any]])
+        let served = Dictionary(uniqueKeysWithValues: items.map { ($0["name"] as! String, $0["version"] as! Int) })
+        #expect(served == ["DB_PASSWORD": 2, "API_KEY": 1])
+        let details = try #require(receipt["details"] as? [String: String])
+        #expect(details["runId"] == runID)
+        #expect(details["command"] == "/usr/bin/printenv")
+        // Findable by the run id's secret name, and the log is intact.
+        #expect(try auditEntries(fixture, ["--name", "API_KEY"]).contains { ($0["details"] as? [String: String])?["runId"] == runID })
+        let verify = try fixture.vault.run(["audit:verify"])
+        #expect(verify.status == 0, "\(verify)")
+
+        // Another launch gets another run id; a parent's run id is recorded, not passed on.
+        let second = try fixture.childValue("VSECURE_RUN_ID", ["--env", "production"], env: ["VSECURE_RUN_ID": runID])
+        #expect(second.status == 0 && second.stdoutText != runID && second.stdoutText.hasPrefix("run_"))
+        let last = try #require(try auditEntries(fixture).last)
+        #expect((last["details"] as? [String: String])?["parentRunId"] == runID)
+    }
+
+    @Test("--dry-run serves nothing and records nothing")
+    func dryRun() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("A", "1")
+        try fixture.manifest("version: 1\nsecrets: [A]\n")
+        let before = try auditEntries(fixture).count
+        let result = try fixture.launch(["--env", "production", "--dry-run"])
+        #expect(result.status == 0, "\(result)")
+        #expect(try auditEntries(fixture).count == before)
+    }
+
+    @Test("a receipt that cannot be written stops the launch: exit 9, nothing started")
+    func unwritable() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("A", "1")
+        try fixture.manifest("version: 1\nsecrets: [A]\n")
+        let marker = fixture.directory.file("started")
+        let result = try fixture.launch(["--env", "production", "--", "/usr/bin/touch", marker],
+                                        env: ["VSECURE_AUDIT_LOG": fixture.directory.file("no-such-dir/audit.db")])
+        #expect(result.status == 9, "\(result)")
+        #expect(result.stderr.contains("cannot write the launch receipt"))
+        #expect(result.stderr.contains("nothing was started"))
+        #expect(!FileManager.default.fileExists(atPath: marker))
+    }
+
+    @Test("an audit log whose anchor does not check out stops the launch: exit 8, nothing started")
+    func tampered() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("A", "1")
+        try fixture.manifest("version: 1\nsecrets: [A]\n")
+        _ = try fixture.launch(["--env", "production", "--", "/bin/true"])
+        // Another key in place of the log's: as if the anchor had been rewritten without it.
+        try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: fixture.directory.file("vault.audit.key")))
+        let marker = fixture.directory.file("started")
+        let result = try fixture.launch(["--env", "production", "--", "/usr/bin/touch", marker])
+        #expect(result.status == 8, "\(result)")
+        #expect(result.stderr.contains("anchor"))
+        #expect(!FileManager.default.fileExists(atPath: marker))
+        let verify = try fixture.vault.run(["audit:verify"])
+        #expect(verify.status == 8 && verify.stderr.contains("entry 1 was edited"), "\(verify)")
+        #expect(verify.stderr.contains("the key"), "\(verify)")
+    }
+
+    @Test("a secret cannot set VSECURE_RUN_ID")
+    func runIDProtected() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("VSECURE_RUN_ID", "forged")
+        try fixture.manifest("version: 1\nsecrets: [VSECURE_RUN_ID]\n")
+        let result = try fixture.launch(["--env", "production", "--", "/bin/true"])
+        #expect(result.status == 11, "\(result)")
+        #expect(result.stderr.contains("VSECURE_RUN_ID"))
+    }
+}
