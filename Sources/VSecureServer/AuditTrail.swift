@@ -29,6 +29,9 @@ public final class AuditTrail: Sendable {
     private let reader: Mutex<AuditLog>
     private let thread: NIOThreadPool
     public let path: String
+    /// Transactions committed so far (benchmarks and tests compare it with the entries).
+    private let commits = Atomic<Int>(0)
+    public var commitCount: Int { commits.load(ordering: .relaxed) }
 
     /// Opens (or creates) the log at `path` with the key at `keyPath`, and refuses a log whose
     /// anchor is missing or edited: such a log can be verified, not extended.
@@ -86,6 +89,7 @@ public final class AuditTrail: Sendable {
             let outcome = writer.withLock { (log: inout AuditLog) -> Result<Void, VSecureError> in
                 Result { () throws(VSecureError) in _ = try log.append(group.flatMap(\.events)) }
             }
+            if case .success = outcome { commits.add(1, ordering: .relaxed) }
             for waiting in group {
                 switch outcome {
                 case .success: waiting.continuation.resume()

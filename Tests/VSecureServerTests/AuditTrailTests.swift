@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+import TestSupport
+import VSecureCore
+@testable import VSecureServer
+@testable import VSecureVault
+
+/// The server's audit trail on a real SQLite file: concurrent requests are committed in groups,
+/// every entry is there and chained, and a log that cannot be extended makes `record` throw.
+@Suite("Audit trail (group commit)")
+struct AuditTrailTests {
+    static func event(_ n: Int) -> AuditEvent {
+        AuditEvent(time: Timestamp(secondsSinceEpoch: 1_800_000_000), actor: AuditEvent.Actor(user: "svc-\(n % 7)", keyID: "key_00000000000000\(n % 10)0"),
+                   resource: .secrets, action: .accessed, environment: "production", name: "S_\(n)", version: 1)
+    }
+
+    @Test("400 concurrent records: all durable, numbered without gaps, in fewer commits than entries")
+    func groupCommit() async throws {
+        let directory = try TemporaryDirectory(prefix: "vsecure-audit-trail")
+        let trail = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for n in 0..<400 { group.addTask { try await trail.record(Self.event(n)) } }
+            try await group.waitForAll()
+        }
+        let (count, verification, names) = try trail.withLog { (log: AuditLog) throws(VSecureError) in
+            (try log.count(), try log.verify(), Set(try log.entries(AuditFilter(limit: 1000)).entries.compactMap(\.event.name)))
+        }
+        #expect(count == 400)
+        #expect(verification.isIntact && verification.headSeq == 400)
+        #expect(names == Set((0..<400).map { "S_\($0)" }))
+        #expect(trail.commitCount < 400, "every entry had a commit of its own: \(trail.commitCount)")
+        #expect(trail.commitCount >= 1)
+    }
+
+    @Test("a log whose anchor was changed underneath refuses: record throws and nothing is added")
+    func failsClosed() async throws {
+        let directory = try TemporaryDirectory(prefix: "vsecure-audit-trail")
+        let trail = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
+        try await trail.record(Self.event(1))
+        // Another connection damages the anchor, as an intruder or a broken disk would.
+        let other = try AuditLog.open(path: directory.file("audit.db"), keyPath: directory.file("audit.key"), create: false)
+        try other.db.execute("UPDATE audit_anchor SET seq = 99")
+        await #expect(throws: VSecureError.self) { try await trail.record(Self.event(2)) }
+        #expect(try other.count() == 1)
+        // And a server does not start on it.
+        #expect(throws: VSecureError.self) { _ = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key")) }
+    }
+}
