@@ -41,6 +41,7 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
     SecretRoutes(service: service, limits: limits).register(api, table: table)
     BatchRoutes(service: service, limits: limits).register(api, table: table)
     APIKeyRoutes(service: service, limits: limits).register(api, table: table)
+    WebhookRoutes(service: service, limits: limits).register(api, table: table)
     AuditRoutes(service: service).register(api, table: table)
     return router
 }
@@ -69,6 +70,7 @@ public func buildApplication(_ configuration: ServerConfiguration,
     if configuration.rotation.intervalSeconds > 0, let rotator = service.rotator {
         services.append(RotationSchedule(rotator: rotator, intervalSeconds: configuration.rotation.intervalSeconds, logger: logger))
     }
+    services.append(WebhookDispatcher(service: service, logger: logger))
     return Application(router: router, server: server,
                        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vsecure-server"),
                        services: services, onServerRunning: onServerRunning, logger: logger)

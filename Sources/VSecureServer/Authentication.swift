@@ -19,6 +19,7 @@ public enum Scope: String, CaseIterable, Sendable {
     case secretsDelete = "secrets:delete"
     case apiKeysManage = "apikeys:manage"
     case auditRead = "audit:read"
+    case webhooksManage = "webhooks:manage"
 }
 
 /// `Authorization: Bearer vsec_…`. Missing, malformed, unknown, expired and revoked keys all get

@@ -18,6 +18,8 @@ public final class SecretRotator: Sendable {
     private let connection: Mutex<LocalVault>
     let settings: ServerRotationSettings
     let clock: @Sendable () -> Timestamp
+    /// Where `secret.rotated` and `secret.rotation_failed` go (webhooks), for every rotation.
+    public let events = SecretEventRelay()
 
     /// `open` makes the rotator's own read-write connection to the vault.
     public init(settings: ServerRotationSettings, clock: @escaping @Sendable () -> Timestamp,
@@ -49,7 +51,7 @@ public final class SecretRotator: Sendable {
     public func rotate(environment: EnvironmentName, name: SecretName, onlyIfDue: Bool,
                        actor: String) async throws(VSecureError) -> RotationResult {
         let settings = settings, now = clock()
-        return try await blocking { (vault: LocalVault) throws(VSecureError) -> RotationResult in
+        let result = try await blocking { (vault: LocalVault) throws(VSecureError) -> RotationResult in
             try vault.rotate(environment: environment, name: name, onlyIfDue: onlyIfDue, actor: actor, now: now,
                              claimFor: SecretDuration(seconds: settings.commandTimeout.seconds + 60)) { (input: LocalVault.RotationInput) throws(RotationFailure) -> SecureBytes in
                 switch input.source {
@@ -64,6 +66,8 @@ public final class SecretRotator: Sendable {
                 }
             }
         }
+        await events.rotationFinished(result)
+        return result
     }
 
     /// One pass of the schedule: every due secret whose policy this server can carry out,
