@@ -50,7 +50,8 @@ extension Duration {
 /// The webhook worker, a service beside the HTTP server: it turns rotations (from
 /// `SecretRotator`, the route and the schedule alike) and expiry notices into queued deliveries
 /// in `server.db`, and sends what is owed with retries. Nothing here runs on a request's path
-/// except queueing a rotation's event; a slow or dead receiver delays only its own deliveries.
+/// except queueing a rotation's event. Deliveries go out in groups of `concurrentDeliveries`;
+/// a receiver that never answers holds its group up for one `attemptTimeout` at most.
 ///
 /// Delivery is at least once: a delivery in flight when the server stops is sent again after
 /// the restart, with the same `VSecure-Delivery` id for receivers to deduplicate by.
