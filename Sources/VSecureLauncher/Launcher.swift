@@ -112,8 +112,8 @@ public enum Launcher {
                                                  markers: markers)
         source.close()
         if remote == nil {
-            // A local launch records its own receipt; nothing starts without it. (A server
-            // records the batch read itself, under the run id sent with it.)
+            // A local launch records its own receipt. (A server records the batch read itself,
+            // under the run id sent with it.)
             try LaunchReceipt.record(runID: runID, settings: settings, environment: environment,
                                      injections: resolution.injections, command: options.command)
         }

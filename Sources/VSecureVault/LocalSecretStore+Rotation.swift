@@ -49,9 +49,9 @@ extension LocalSecretStore: RotatingSecretStore {
         }
         switch result.outcome {
         case .rotated(let from, let to):
-            try audit?.append([event(.rotated, environment, name, version: to, details: [("previousVersion", String(from))])])
+            try write([event(.rotated, environment, name, version: to, details: [("previousVersion", String(from))])])
         case .failed(let reason):
-            try audit?.append([event(.rotated, environment, name, version: nil, outcome: .failure, details: [("reason", reason)])])
+            try write([event(.rotated, environment, name, version: nil, outcome: .failure, details: [("reason", reason)])])
         case .skipped:
             break
         }

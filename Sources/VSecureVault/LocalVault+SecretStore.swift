@@ -9,11 +9,15 @@ public final class LocalSecretStore: SecretStore {
     public let vault: LocalVault
     public let actor: String
     private let clock: () -> Timestamp
-    /// The vault's audit log: every read of a value and every change is recorded there. A read
-    /// returns its value only once the entry is written; a change is recorded right after it
-    /// commits (two files, so not in one transaction: a crash in between loses the entry, and
-    /// the version record still names who changed what and when).
+    /// The vault's audit log: every read of a value and every change is recorded there, right
+    /// after the read or the commit (two files, so not one transaction: a crash in between loses
+    /// the entry; the version record still names who changed what and when).
     public let audit: AuditLog?
+    /// What happens when an entry cannot be written. nil: the operation fails with the error
+    /// (a read then returns no value). Set: it is told, and the operation goes on. The CLI sets
+    /// it to print a warning: a local vault's log is a record, not a barrier (whoever holds the
+    /// key can read the file directly), and a full disk must not stop reads.
+    public var onAuditFailure: ((VSecureError) -> Void)?
     /// Entries of the operation in progress; written when the outermost one succeeds, so a
     /// create-with-policy that fails halfway records nothing.
     private var pendingAudit: [AuditEvent] = []
@@ -47,8 +51,19 @@ public final class LocalSecretStore: SecretStore {
     private func flushAudit() throws(VSecureError) {
         let events = pendingAudit
         pendingAudit = []
-        guard let audit, !events.isEmpty else { return }
-        try audit.append(events)
+        guard !events.isEmpty else { return }
+        try write(events)
+    }
+
+    /// Appends `events`, or reports the failure to `onAuditFailure` when one is set.
+    func write(_ events: [AuditEvent]) throws(VSecureError) {
+        guard let audit else { return }
+        do {
+            try audit.append(events)
+        } catch {
+            guard let onAuditFailure else { throw error }
+            onAuditFailure(error)
+        }
     }
 
     func event(_ action: AuditEvent.Action, _ environment: EnvironmentName, _ name: SecretName, version: Int?,
@@ -101,10 +116,9 @@ public final class LocalSecretStore: SecretStore {
         let environment = try resolve(environment)
         let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
         if !allowExpired, let expiresAt = secret.attributes.expiresAt, expiresAt <= clock() {
-            try audit?.append([event(.accessed, environment, name, version: info.version, outcome: .failure, details: [("reason", "expired")])])
+            try write([event(.accessed, environment, name, version: info.version, outcome: .failure, details: [("reason", "expired")])])
             throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)")
         }
-        // The entry is written before the value is handed out: no entry, no value.
         return try audited({ () throws(VSecureError) in SecretRead(secret: secret, version: info.version, value: value) },
                            events: { [event(.accessed, environment, name, version: $0.version)] })
     }

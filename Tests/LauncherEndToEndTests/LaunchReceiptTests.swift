@@ -59,36 +59,37 @@ struct LaunchReceiptTests {
         #expect(try auditEntries(fixture).count == before)
     }
 
-    @Test("a receipt that cannot be written stops the launch: exit 9, nothing started")
+    @Test("a receipt that cannot be written is a warning, not a stopped program (a local log is a record)")
     func unwritable() throws {
         let fixture = try LaunchFixture()
         try fixture.secret("A", "1")
         try fixture.manifest("version: 1\nsecrets: [A]\n")
         let marker = fixture.directory.file("started")
-        let result = try fixture.launch(["--env", "production", "--", "/usr/bin/touch", marker],
-                                        env: ["VSECURE_AUDIT_LOG": fixture.directory.file("no-such-dir/audit.db")])
-        #expect(result.status == 9, "\(result)")
-        #expect(result.stderr.contains("cannot write the launch receipt"))
-        #expect(result.stderr.contains("nothing was started"))
-        #expect(!FileManager.default.fileExists(atPath: marker))
+        let log = fixture.directory.file("no-such-dir/audit.db")
+        let result = try fixture.launch(["--env", "production", "--", "/usr/bin/touch", marker], env: ["VSECURE_AUDIT_LOG": log])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("vsecure-run: warning: the launch receipt was not written to the audit log \(log)"), "\(result)")
+        #expect(result.stderr.contains("launching anyway"))
+        #expect(FileManager.default.fileExists(atPath: marker))
     }
 
-    @Test("an audit log whose anchor does not check out stops the launch: exit 8, nothing started")
+    @Test("an audit log whose anchor does not check out gets no receipt: the launch warns, verify exits 8")
     func tampered() throws {
         let fixture = try LaunchFixture()
         try fixture.secret("A", "1")
         try fixture.manifest("version: 1\nsecrets: [A]\n")
         _ = try fixture.launch(["--env", "production", "--", "/bin/true"])
+        let before = try auditEntries(fixture).count
         // Another key in place of the log's: as if the anchor had been rewritten without it.
         try Data((0..<32).map { _ in UInt8.random(in: 0...255) }).write(to: URL(fileURLWithPath: fixture.directory.file("vault.audit.key")))
-        let marker = fixture.directory.file("started")
-        let result = try fixture.launch(["--env", "production", "--", "/usr/bin/touch", marker])
-        #expect(result.status == 8, "\(result)")
-        #expect(result.stderr.contains("anchor"))
-        #expect(!FileManager.default.fileExists(atPath: marker))
+        let result = try fixture.launch(["--env", "production", "--", "/bin/true"])
+        #expect(result.status == 0, "\(result)")
+        #expect(result.stderr.contains("anchor"), "\(result)")
         let verify = try fixture.vault.run(["audit:verify"])
         #expect(verify.status == 8 && verify.stderr.contains("entry 1 was edited"), "\(verify)")
         #expect(verify.stderr.contains("the key"), "\(verify)")
+        // Reading the log does not need its key; nothing was added to it.
+        #expect(try auditEntries(fixture).count == before)
     }
 
     @Test("a secret cannot set VSECURE_RUN_ID")

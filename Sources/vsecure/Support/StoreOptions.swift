@@ -41,8 +41,16 @@ struct StoreOptions: ParsableArguments {
             return RemoteStore(endpoint: try remote.remoteEndpoint(warn: Console.warning))
         }
         let vault = try location.open()
-        return LocalSecretStore(vault: vault, actor: ProcessEnvironment.actor, audit: try location.openAuditLog(create: true)) {
-            ProcessEnvironment.now
-        }
+        // A log that cannot be opened or written is a warning on a local vault (docs/audit.md).
+        var audit: AuditLog?
+        do { audit = try location.openAuditLog(create: true) } catch { Self.auditWarning(error) }
+        let store = LocalSecretStore(vault: vault, actor: ProcessEnvironment.actor, audit: audit) { ProcessEnvironment.now }
+        store.onAuditFailure = Self.auditWarning
+        return store
+    }
+
+    static func auditWarning(_ error: VSecureError) {
+        Console.warning("the audit log was not written: \(error.message)")
+        Console.hint("the operation went on: a local vault's log is a record, not a barrier; `vsecure audit:verify` checks it")
     }
 }
