@@ -3,7 +3,9 @@ import VSecureCore
 import VSecureVault
 
 /// `/v1/security/api-keys…`. A token is shown once, when it is made; the server keeps only a
-/// keyed hash. A key can only create keys with its own scopes and environments or fewer.
+/// keyed hash. A key can only create keys with its own scopes and environments or fewer. A key
+/// belongs to a user (`user`, default: the caller's own); keys for, or of, another user need
+/// `users:manage` as well.
 /// `Idempotency-Key` is not honoured here: replaying the answer would mean storing the token.
 struct APIKeyRoutes {
     let service: SecretService
@@ -16,9 +18,9 @@ struct APIKeyRoutes {
         table.add(group, .post, "api-keys/:id/rotate", rotate)
     }
 
-    static func json(_ key: ServerRegistry.APIKey, token: String?, now: Timestamp) -> JSONValue {
+    static func json(_ key: ServerRegistry.APIKey, token: String?, now: Timestamp, user: String? = nil) -> JSONValue {
         var members: [(String, JSONValue)] = [
-            ("id", .string(key.id)), ("name", .string(key.name)),
+            ("id", .string(key.id)), ("name", .string(key.name)), ("user", .optional(user)), ("userId", .string(key.userID)),
             ("scopes", .array(key.scopes.map(JSONValue.string))),
             ("environments", key.environments.map { .array($0.map { .string($0.rawValue) }) } ?? .null),
             ("createdAt", .string(key.createdAt.iso8601)),
@@ -26,14 +28,14 @@ struct APIKeyRoutes {
             ("revokedAt", .optional(key.revokedAt?.iso8601)),
             ("active", .bool(key.isActive(at: now))),
         ]
-        if let token { members.insert(("key", .string(token)), at: 2) }
+        if let token { members.insert(("key", .string(token)), at: 4) }
         return .object(members)
     }
 
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
         let caller = try context.require(.apiKeysManage)
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
-        try body.rejectUnknown(["name", "scopes", "environments", "expiresIn"])
+        try body.rejectUnknown(["name", "scopes", "environments", "expiresIn", "user"])
         guard let name = try body.string("name"), !name.isEmpty, name.utf8.count <= 100,
               !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
             throw APIError(.validationError, "field 'name' is required: 1 to 100 characters without control characters")
@@ -59,19 +61,37 @@ struct APIKeyRoutes {
             }
         }
         let expiresIn = try body.string("expiresIn")
+        let userText = try body.string("user")
+        let owner: ServerRegistry.User
+        if let userText {
+            let found = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.user(reference: userText) }
+            guard let found else { throw APIError(.resourceNotFound, "no user \(Quoted(userText))", details: ["hint": "create it with POST /v1/security/users"]) }
+            owner = found
+        } else {
+            guard let own = context.caller?.user else { throw APIError(.validationError, "field 'user' is required") }
+            owner = own
+        }
+        if owner.id != caller.userID { _ = try context.require(.usersManage) }
+        if owner.isDisabled { throw APIError(.conflict, "the user \(owner.name) is disabled") }
         let (key, token, now) = try await service.withRegistry { registry, now throws(VSecureError) in
             let expiry = try expiresIn.map { (text: String) throws(VSecureError) in now.adding(try SecretDuration(parsing: text)) }
             let (key, token) = try registry.createKey(name: name, scopes: Array(Set(scopes)).sorted(), environments: environments,
-                                                      expiresAt: expiry, now: now)
+                                                      expiresAt: expiry, userID: owner.id, now: now)
             return (key, token, now)
         }
-        return JSONResponse.make(Self.json(key, token: token, now: now), status: .created)
+        try await service.record(context.auditEvent(.apiKeys, .created, name: key.id,
+                                                    details: [("user", owner.name), ("scopes", key.scopes.joined(separator: ","))], now: now))
+        return JSONResponse.make(Self.json(key, token: token, now: now, user: owner.name), status: .created)
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
         _ = try context.require(.apiKeysManage)
-        let (keys, now) = try await service.withRegistry { registry, now throws(VSecureError) in (try registry.listKeys(), now) }
-        return JSONResponse.make(.object([("data", .array(keys.map { Self.json($0, token: nil, now: now) }))]))
+        let (keys, users, now) = try await service.withRegistry { registry, now throws(VSecureError) in
+            (try registry.listKeys(), try registry.listUsers(), now)
+        }
+        var names: [String: String] = [:]
+        for user in users { names[user.id] = user.name }
+        return JSONResponse.make(.object([("data", .array(keys.map { Self.json($0, token: nil, now: now, user: names[$0.userID]) }))]))
     }
 
     @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
@@ -80,6 +100,7 @@ struct APIKeyRoutes {
         try await requireCovers(caller, id: id)
         let revoked = try await service.withRegistry { registry, now throws(VSecureError) in try registry.revokeKey(id: id, now: now) }
         guard revoked else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
+        try await service.record(context.auditEvent(.apiKeys, .revoked, name: id, now: service.clock()))
         return Response(status: .noContent)
     }
 
@@ -91,6 +112,7 @@ struct APIKeyRoutes {
             try registry.rotateKey(id: id, now: now).map { ($0.0, $0.1, now) }
         }
         guard let (key, token, now) = rotated else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
+        try await service.record(context.auditEvent(.apiKeys, .rotated, name: id, now: now))
         return JSONResponse.make(Self.json(key, token: token, now: now))
     }
 
@@ -100,6 +122,12 @@ struct APIKeyRoutes {
     private func requireCovers(_ caller: ServerRegistry.APIKey, id: String) async throws {
         let target = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.key(id: id) }
         guard let target else { return }
+        if target.userID != caller.userID {
+            guard caller.scopes.contains(Scope.usersManage.rawValue) else {
+                throw APIError(.permissionDenied, "this API key cannot manage another user's keys without the scope users:manage",
+                               details: ["scope": Scope.usersManage.rawValue])
+            }
+        }
         if let scope = target.scopes.first(where: { !caller.scopes.contains($0) }) {
             throw APIError(.permissionDenied, "this API key cannot manage a key holding the scope \(scope), which it does not hold itself",
                            details: ["scope": scope])

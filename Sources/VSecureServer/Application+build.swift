@@ -30,6 +30,7 @@ public final class RouteTable: @unchecked Sendable {
 /// `/v1/security` behind it. Tests build this directly and run it in-process.
 public func buildRouter(service: SecretService, limits: ServerLimits, table: RouteTable = RouteTable()) -> Router<ServerContext> {
     let router = Router(context: ServerContext.self)
+    router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
     router.add(middleware: RequestLogMiddleware())
     router.get("health") { _, _ in JSONResponse.make(.object([("status", .string("ok"))])) }
@@ -41,6 +42,9 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
     SecretRoutes(service: service, limits: limits).register(api, table: table)
     BatchRoutes(service: service, limits: limits).register(api, table: table)
     APIKeyRoutes(service: service, limits: limits).register(api, table: table)
+    UserRoutes(service: service, limits: limits).register(api, table: table)
+    PolicyRoutes(service: service, limits: limits).register(api, table: table)
+    GrantRoutes(service: service, limits: limits).register(api, table: table)
     WebhookRoutes(service: service, limits: limits).register(api, table: table)
     AuditRoutes(service: service).register(api, table: table)
     return router

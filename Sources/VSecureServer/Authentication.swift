@@ -1,4 +1,5 @@
 import Hummingbird
+import NIOCore
 import Synchronization
 import VSecureCore
 import VSecureVault
@@ -7,9 +8,17 @@ import VSecureVault
 public struct ServerContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var apiKey: ServerRegistry.APIKey?
+    /// The key's owner and the access snapshot the request is judged by.
+    public var caller: AuthenticatedCaller?
+    /// `X-Request-Id` (the client's when valid, else made here), the peer and its user agent,
+    /// for audit entries.
+    public var requestID = ""
+    public var userAgent: String?
+    public var remoteAddress: SocketAddress?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
     }
 }
 
@@ -20,6 +29,9 @@ public enum Scope: String, CaseIterable, Sendable {
     case apiKeysManage = "apikeys:manage"
     case auditRead = "audit:read"
     case webhooksManage = "webhooks:manage"
+    case usersManage = "users:manage"
+    case policyManage = "policy:manage"
+    case grantsManage = "grants:manage"
 }
 
 /// `Authorization: Bearer vsec_…`. Missing, malformed, unknown, expired and revoked keys all get
@@ -40,22 +52,28 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthenticated }
         let token = header.dropFirst("Bearer ".count)
         guard token.utf8.count <= 256 else { throw APIError.unauthenticated }
-        let key = try service.authenticate(token)
-        guard let key else { throw APIError.unauthenticated }
+        let caller = try service.authenticate(token)
+        guard let caller else {
+            try await service.recordAuthenticationFailure(token: token, context: context)
+            throw APIError.unauthenticated
+        }
+        let key = caller.key
         if let wait = limiter.admit(key.id) {
             throw APIError(.rateLimitExceeded, "too many requests for this API key",
                            details: ["retryAfterSeconds": String(wait)], headers: [.retryAfter: String(wait)])
         }
         var context = context
         context.apiKey = key
+        context.caller = caller
+        if caller.user?.isDisabled ?? true { try await service.refuseDisabledUser(context: context) }
         return try await next(request, context)
     }
 }
 
 extension SecretService {
-    nonisolated func authenticate(_ token: Substring) throws(VSecureError) -> ServerRegistry.APIKey? {
+    nonisolated func authenticate(_ token: Substring) throws(VSecureError) -> AuthenticatedCaller? {
         let now = clock()
-        return try String(token).withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try keys.authenticate(raw, now: now) }
+        return try String(token).withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try keys.caller(raw, now: now) }
     }
 }
 

@@ -1,3 +1,4 @@
+import HTTPTypes
 import Hummingbird
 import VSecureCore
 import VSecureCrypto
@@ -8,18 +9,24 @@ struct BatchRoutes {
     let service: SecretService
     let limits: ServerLimits
 
+    /// The launcher's run id (`VSECURE_RUN_ID`), written into the batch's audit entry.
+    static let runIDHeader = HTTPField.Name("VSecure-Run-Id")!
+
     func register(_ group: RouterGroup<ServerContext>, table: RouteTable) {
         table.add(group, .post, "secrets/batch/get", batchGet)
         table.add(group, .post, "secrets/batch/upsert", batchUpsert)
     }
 
     /// Every value in one response; a name that does not exist is listed under `missing` and an
-    /// expired one under `expired` (unless allowExpired), never dropped silently.
+    /// expired one under `expired` (unless allowExpired), never dropped silently. A secret the
+    /// caller may not read, named or matched by tags, refuses the whole batch (403 naming the
+    /// first such path): a launcher must never start with part of its secrets.
     @Sendable func batchGet(_ request: Request, context: ServerContext) async throws -> Response {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["names", "environment", "tags", "tagSelections", "allowExpired"])
         let environment = try service.environment(try body.string("environment"))
         _ = try context.require(.secretsRead, environment: environment)
+        let runID = request.headers[Self.runIDHeader].flatMap { RequestIDMiddleware.isValidID($0) ? $0 : nil }
         var names: [SecretName] = []
         let nameTexts = try body.strings("names") ?? []
         let tagTexts = try body.strings("tags")
@@ -51,9 +58,20 @@ struct BatchRoutes {
         }
         if names.isEmpty && selections.isEmpty { throw APIError(.validationError, "give names, tags, or both") }
         let allowExpired = try body.bool("allowExpired") ?? false
-        let response = try service.readBatch(environment: environment, names: names, tagSelections: selections,
-                                             allowExpired: allowExpired)
-        return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: response))
+        // Named secrets are checked whether or not they exist, so a refusal does not tell which do.
+        try await context.authorize(.read, environment: environment, names: names, service: service)
+        let now = service.clock()
+        let read = try service.readBatch(environment: environment, names: names, tagSelections: selections, allowExpired: allowExpired,
+                                         permits: { context.mayRead(environment, $0, now: now) })
+        switch read {
+        case .denied(let name):
+            let path = secretPath(environment, name)
+            try await context.deny(.read, path: path, decision: context.decide(.read, path: path, now: now), service: service)
+        case .served(let response, let items):
+            try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, items: items,
+                                                        details: runID.map { [("runId", $0)] } ?? [], now: service.clock()))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: response))
+        }
     }
 
     struct UpsertItem: Sendable {
@@ -96,8 +114,11 @@ struct BatchRoutes {
                 throw APIError(error.code, "secrets[\(index)]: \(error.message)", details: error.details)
             }
         }
+        try await context.authorize(.write, environment: environment, names: items.map(\.name), service: service)
         let batch = items
-        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+        let written = Captured<[AuditEvent]>()
+        let entry = context.auditEvent(.secrets, .updated, environment: environment, now: service.clock())
+        let response = try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             var created: [JSONValue] = [], updated: [JSONValue] = [], unchanged: [JSONValue] = []
             try vault.atomically { () throws(VSecureError) in
                 for item in batch {
@@ -123,8 +144,25 @@ struct BatchRoutes {
                     }
                 }
             }
+            func events(_ names: [JSONValue], _ action: AuditEvent.Action) -> [AuditEvent] {
+                names.compactMap { name in
+                    guard case .string(let text) = name else { return nil }
+                    var event = entry
+                    event.action = action
+                    event.name = text
+                    event.time = now
+                    return event
+                }
+            }
+            written.set(events(created, .created) + events(updated, .updated) + events(unchanged, .updated))
             return (.ok, .object([("environment", .string(environment.rawValue)), ("created", .array(created)),
                                   ("updated", .array(updated)), ("unchanged", .array(unchanged))]))
         }
+        if let events = written.value, !events.isEmpty {
+            do { try await service.audit.record(events) } catch {
+                throw APIError(.serviceUnavailable, "the audit log cannot be written; the request was refused")
+            }
+        }
+        return response
     }
 }

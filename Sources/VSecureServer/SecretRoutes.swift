@@ -53,13 +53,13 @@ struct SecretRoutes {
         let environment = try APIError.wrap { () throws(VSecureError) in
             try chooseEnvironment(explicit: explicit, tags: tags, configured: configured, default: defaultEnvironment)
         }
-        _ = try context.require(.secretsWrite, environment: environment)
+        try await context.authorize(.write, environment: environment, name: name, service: service)
         let metadataPairs = try body.stringMap("metadata")
         let metadata = try APIError.wrap { () throws(VSecureError) in try parseMetadata(metadataPairs) }
         let description = try body.string("description")
         let expiresIn = try body.string("expiresIn"), expiresAt = try body.string("expiresAt")
         guard let value = try body.secretValue(required: true) else { throw APIError(.validationError, "field 'value' is required") }
-        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+        let response = try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             let attributes = SecretAttributes(tags: tags, metadata: metadata,
                                               expiresAt: try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now),
                                               description: description)
@@ -72,10 +72,13 @@ struct SecretRoutes {
                 return (.created, .object(try vault.responseMembers(created, now: now)))
             }
         }
+        try await service.record(context.auditEvent(.secrets, .created, environment: environment, name: name.rawValue, version: 1,
+                                                    now: service.clock()))
+        return response
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        let key = try context.require(.secretsRead)
+        _ = try context.require(.secretsRead)
         var query = LocalVault.ListQuery(environment: nil)
         if let text = request.query("environment") {
             let environment = try service.environment(text)
@@ -106,7 +109,7 @@ struct SecretRoutes {
         // Only what the key may read is listed or counted. Sorted by path, the order the cursor
         // compares in (the store's environment-then-name order differs when an environment name
         // extends another with '-', e.g. app and app-eu, and a walk would skip or repeat).
-        let visible = secrets.filter { secret in key.environments.map { $0.contains(secret.environment) } ?? true }
+        let visible = secrets.filter { context.mayRead($0.environment, $0.name, now: now) }
             .sorted { $0.path < $1.path }
         let remaining = cursor.map { after in visible.filter { $0.path > after } } ?? visible
         let page = Array(remaining.prefix(limit))
@@ -125,11 +128,13 @@ struct SecretRoutes {
     @Sendable func get(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
         let environment = try service.environment(request.query("environment"))
-        _ = try context.require(.secretsRead, environment: environment)
+        try await context.authorize(.read, environment: environment, name: name, service: service)
         let version = try request.queryInt("version", range: 1...Int(Int32.max))
         let allowExpired = try request.queryBool("allowExpired")
         let (body, currentVersion) = try service.readSecret(environment: environment, name: name, version: version,
                                                             allowExpired: allowExpired)
+        try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, name: name.rawValue,
+                                                    version: version ?? currentVersion, now: service.clock()))
         // The ETag is the current version (what If-Match compares), even when an older one was read.
         return Response(status: .ok, headers: [.contentType: "application/json", .eTag: "\"\(currentVersion)\""],
                         body: .init(byteBuffer: body))
@@ -146,7 +151,7 @@ struct SecretRoutes {
         // nil: leave the policy; .some(nil): remove it.
         let rotation = try RotationPolicyJSON.parse(body["rotationPolicy"], settings: service.rotationSettings)
         let environment = try service.environment(try body.string("environment") ?? request.query("environment"))
-        _ = try context.require(.secretsWrite, environment: environment)
+        try await context.authorize(.write, environment: environment, name: name, service: service)
         var ifVersion = try body.int("ifVersion")
         if let match = request.headers[.ifMatch] {
             // One entity tag, "N" or W/"N". Not the digits of anything: `"1", "2"` would read as 12.
@@ -181,7 +186,8 @@ struct SecretRoutes {
         }
         let value = try body.secretValue(required: false)
         let requestedChange = change, expectedVersion = ifVersion
-        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+        let newVersion = Captured<Int>()
+        let response = try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             var change = requestedChange
             let ifVersion = expectedVersion
             if noExpiry { change.expiresAt = .some(nil) }
@@ -204,29 +210,36 @@ struct SecretRoutes {
                     previousVersion = current.currentVersion
                 }
                 if let rotation { try vault.setRotationPolicy(environment: environment, name: name, policy: rotation, now: now) }
-                var members = try vault.responseMembers(try vault.summary(environment: environment, name: name), now: now)
+                let updated = try vault.summary(environment: environment, name: name)
+                newVersion.set(updated.currentVersion)
+                var members = try vault.responseMembers(updated, now: now)
                 members.append(("previousVersion", .int(previousVersion)))
                 members.append(("valueChanged", .bool(valueChanged)))
                 return (.ok, .object(members))
             }
         }
+        try await service.record(context.auditEvent(.secrets, .updated, environment: environment, name: name.rawValue,
+                                                    version: newVersion.value, now: service.clock()))
+        return response
     }
 
     @Sendable func delete(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
         let environment = try service.environment(request.query("environment"))
-        _ = try context.require(.secretsDelete, environment: environment)
+        try await context.authorize(.delete, environment: environment, name: name, service: service)
         let purge = try request.queryBool("purge")
         try await service.withVault { vault, now throws(VSecureError) in
             try vault.delete(environment: environment, name: name, purge: purge, now: now)
         }
+        try await service.record(context.auditEvent(.secrets, .deleted, environment: environment, name: name.rawValue,
+                                                    details: purge ? [("purge", "true")] : [], now: service.clock()))
         return Response(status: .noContent)
     }
 
     @Sendable func versions(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
         let environment = try service.environment(request.query("environment"))
-        _ = try context.require(.secretsRead, environment: environment)
+        try await context.authorize(.read, environment: environment, name: name, service: service)
         let body = try await service.withVault { vault, _ throws(VSecureError) -> JSONValue in
             let (secret, versions) = try vault.versions(environment: environment, name: name)
             return .object([
@@ -236,6 +249,8 @@ struct SecretRoutes {
                 ("data", .array(versions.map(\.json))),
             ])
         }
+        try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, name: name.rawValue,
+                                                    details: [("view", "versions")], now: service.clock()))
         return JSONResponse.make(body)
     }
 
@@ -244,28 +259,35 @@ struct SecretRoutes {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["environment", "version"])
         let environment = try service.environment(try body.string("environment") ?? request.query("environment"))
-        _ = try context.require(.secretsWrite, environment: environment)
+        try await context.authorize(.write, environment: environment, name: name, service: service)
         let target = try body.int("version")
         if let target, target < 1 { throw APIError(.validationError, "field 'version' must be 1 or more") }
-        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+        let newVersion = Captured<Int>()
+        let response = try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             let result = try vault.rollback(environment: environment, name: name, to: target, actor: context.actorName, now: now)
+            newVersion.set(result.secret.currentVersion)
             var members = try vault.responseMembers(result.secret, now: now)
             members.append(("previousVersion", .int(result.previousVersion)))
             members.append(("restoredVersion", .int(target ?? result.previousVersion - 1)))
             return (.ok, .object(members))
         }
+        try await service.record(context.auditEvent(.secrets, .rolledBack, environment: environment, name: name.rawValue,
+                                                    version: newVersion.value, now: service.clock()))
+        return response
     }
 
     @Sendable func diff(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
         let environment = try service.environment(request.query("environment"))
-        _ = try context.require(.secretsRead, environment: environment)
+        try await context.authorize(.read, environment: environment, name: name, service: service)
         let from = try request.queryInt("from", range: 1...Int(Int32.max))
         let to = try request.queryInt("to", range: 1...Int(Int32.max))
         let body = try await service.withVault { vault, _ throws(VSecureError) -> JSONValue in
             let (secret, versions) = try vault.versions(environment: environment, name: name)
             return try VersionDiff(secret: secret, versions: versions, from: from, to: to).json
         }
+        try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, name: name.rawValue,
+                                                    details: [("view", "diff")], now: service.clock()))
         return JSONResponse.make(body)
     }
 }
@@ -282,7 +304,7 @@ extension SecretRoutes {
             environmentText = try body.string("environment") ?? environmentText
         }
         let environment = try service.environment(environmentText)
-        _ = try context.require(.secretsWrite, environment: environment)
+        try await context.authorize(.write, environment: environment, name: name, service: service)
         guard let rotator = service.rotator else { throw APIError(.serviceUnavailable, "this server does not rotate secrets") }
         let policy = try await service.withVault { vault, _ throws(VSecureError) -> RotationPolicy? in
             try vault.rotation(secretID: try vault.summary(environment: environment, name: name).id)?.0
@@ -313,6 +335,8 @@ extension SecretRoutes {
                 members.append(("previousVersion", .int(from)))
                 return .object(members)
             }
+            try await service.record(context.auditEvent(.secrets, .rotated, environment: environment, name: name.rawValue,
+                                                        version: from + 1, now: service.clock()))
             return JSONResponse.make(body)
         case .skipped(let reason):
             throw APIError(.conflict, "\(name) in \(environment) was not rotated: \(reason)")

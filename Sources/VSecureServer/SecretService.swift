@@ -110,20 +110,31 @@ public actor SecretService {
         return (response, secret.currentVersion)
     }
 
+    /// What a batch read found: the response, the versions it served, or the first secret the
+    /// caller may not read (then nothing was opened).
+    enum BatchRead: Sendable {
+        case served(ByteBuffer, items: [AuditEvent.Item])
+        case denied(SecretName)
+    }
+
     /// `POST /secrets/batch/get`: every value of `names` and the tag selections, each opened in
-    /// turn into the scratch buffer and escaped into the response.
+    /// turn into the scratch buffer and escaped into the response. `permits` is asked about
+    /// every secret found before any value is opened.
     nonisolated func readBatch(environment: EnvironmentName, names: [SecretName], tagSelections: [[VSecureCore.Tag]],
-                               allowExpired: Bool) throws(VSecureError) -> ByteBuffer {
+                               allowExpired: Bool, permits: (SecretName) -> Bool = { _ in true }) throws(VSecureError) -> BatchRead {
         let now = clock()
         return try readers.withReader { (vault: LocalVault, scratch: ValueScratch) throws(VSecureError) in
             try Self.readBatch(vault: vault, scratch: scratch, environment: environment, names: names, tagSelections: tagSelections,
-                               allowExpired: allowExpired, now: now)
+                               allowExpired: allowExpired, now: now, permits: permits)
         }
     }
 
     private static func readBatch(vault: LocalVault, scratch: ValueScratch, environment: EnvironmentName, names: [SecretName],
-                                  tagSelections: [[VSecureCore.Tag]], allowExpired: Bool, now: Timestamp) throws(VSecureError) -> ByteBuffer {
+                                  tagSelections: [[VSecureCore.Tag]], allowExpired: Bool, now: Timestamp,
+                                  permits: (SecretName) -> Bool) throws(VSecureError) -> BatchRead {
         let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: tagSelections)
+        if let denied = sealed.first(where: { !permits($0.name) }) { return .denied(denied.name) }
+        var items: [AuditEvent.Item] = []
         // Sized up front for the worst case (every byte a control character, escaped as \u00XX:
         // six bytes), so the buffer does not grow mid-response: growing copies the values
         // already written and frees the old storage unwiped. Past 1 MiB of values the estimate
@@ -142,6 +153,7 @@ public actor SecretService {
                 expired.append(.string(secret.name.rawValue))
                 continue
             }
+            items.append(AuditEvent.Item(name: secret.name.rawValue, version: secret.version))
             json.openObject()
             for (key, member) in [("name", JSONValue.string(secret.name.rawValue)), ("version", .int(secret.version)),
                                   ("expiresAt", .optional(secret.expiresAt?.iso8601))] {
@@ -161,7 +173,7 @@ public actor SecretService {
         json.key("expired")
         json.value(.array(expired))
         json.closeObject()
-        return json.buffer
+        return .served(json.buffer, items: items)
     }
 }
 

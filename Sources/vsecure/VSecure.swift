@@ -27,6 +27,10 @@ struct VSecure: ParsableCommand {
             SecretsRotate.self, RotationStatus.self, RotationRun.self,
             AuditLogs.self, AuditExport.self, AuditVerify.self,
             Login.self, Logout.self, ConfigSet.self, ConfigGet.self, ConfigShow.self, ConfigPath.self,
+            UsersCreate.self, UsersList.self, UsersUpdate.self, UsersDisable.self,
+            APIKeysCreate.self, APIKeysList.self, APIKeysRevoke.self, APIKeysRotate.self,
+            PolicySet.self, PolicyShow.self, PolicyTest.self,
+            SecretsGrantAccess.self, SecretsRevokeAccess.self, SecretsGrants.self,
         ]
     )
 
@@ -41,6 +45,8 @@ struct VSecure: ParsableCommand {
         } catch let failure as VSecureError {
             Console.report(failure)
             Glibc.exit(failure.status.rawValue)
+        } catch let quiet as QuietExit {
+            Glibc.exit(quiet.status.rawValue)
         } catch {
             let code = exitCode(for: error)
             let message = fullMessage(for: error)

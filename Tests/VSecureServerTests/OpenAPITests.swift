@@ -94,7 +94,7 @@ struct OpenAPITests {
         let extra = Set(documented).subtracting(registered).sorted()
         #expect(undocumented.isEmpty, "routes missing from docs/openapi.yaml: \(undocumented)")
         #expect(extra.isEmpty, "documented routes the server does not have: \(extra)")
-        #expect(registered.count == 15)
+        #expect(registered.count == 35)
 
         // Health checks are documented, without authentication.
         let paths = document["paths"] as? [String: Any] ?? [:]

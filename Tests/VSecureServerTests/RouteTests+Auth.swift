@@ -116,6 +116,20 @@ struct AuthRouteTests {
             (.get, "/v1/security/api-keys", "/v1/security/api-keys", nil, .apiKeysManage),
             (.post, "/v1/security/api-keys/\(keyID)/rotate", "/v1/security/api-keys/{id}/rotate", nil, .apiKeysManage),
             (.delete, "/v1/security/api-keys/\(keyID)", "/v1/security/api-keys/{id}", nil, .apiKeysManage),
+            (.post, "/v1/security/users", "/v1/security/users", ["email": "scoped@example.com", "roles": ["engineers"]], .usersManage),
+            (.get, "/v1/security/users", "/v1/security/users", nil, .usersManage),
+            (.get, "/v1/security/users/scoped@example.com", "/v1/security/users/{id}", nil, .usersManage),
+            (.put, "/v1/security/users/scoped@example.com", "/v1/security/users/{id}", ["roles": ["devops"]], .usersManage),
+            (.post, "/v1/security/users/scoped@example.com/disable", "/v1/security/users/{id}/disable", nil, .usersManage),
+            (.get, "/v1/security/policy", "/v1/security/policy", nil, .policyManage),
+            (.put, "/v1/security/policy", "/v1/security/policy",
+             ["secrets": ["**": ["read": ["admins"], "write": ["admins"], "delete": ["admins"]]]], .policyManage),
+            (.post, "/v1/security/policy/test", "/v1/security/policy/test",
+             ["user": "admin", "action": "read", "path": "development/API_KEY"], .policyManage),
+            (.post, "/v1/security/grants", "/v1/security/grants", ["user": "admin", "name": "API_KEY", "duration": "1h"], .grantsManage),
+            (.get, "/v1/security/grants", "/v1/security/grants", nil, .grantsManage),
+            // The grant's id is made by the server: with the scope this one is a 404, past the scope check.
+            (.delete, "/v1/security/grants/grt_0000000000000000", "/v1/security/grants/{id}", nil, .grantsManage),
             (.delete, "/v1/security/secrets/API_KEY", "/v1/security/secrets/{name}", nil, .secretsDelete),
         ]
     }
@@ -152,7 +166,8 @@ struct AuthRouteTests {
             // And with the scope, each request goes through (in an order where each can).
             for request in requests {
                 let reply = try await client.send(request.method, request.uri, key: admin, json: request.json)
-                #expect(reply.status.code < 300, "\(request.method) \(request.uri): \(reply)")
+                let passedScope = reply.status.code < 300 || (request.template == "/v1/security/grants/{id}" && reply.status == .notFound)
+                #expect(passedScope, "\(request.method) \(request.uri): \(reply)")
             }
         }
         #expect(try await server.storedSecrets().map(\.name.rawValue) == ["NEW_ONE"])

@@ -1,0 +1,178 @@
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import Synchronization
+import VSecureCore
+import VSecureVault
+
+/// Who may do what to a secret. Three checks, all of which must allow, in this order:
+/// 1. the API key's scope for the action (`secrets:read`, `secrets:write`, `secrets:delete`);
+/// 2. the key's environment limit;
+/// 3. the access policy for the key owner's roles, or an active grant for the owner
+///    (`AccessControl.decide`, over the in-memory snapshot: no query per request).
+/// Every denial is a 403 naming the action and the path, recorded in the audit log first.
+extension AccessAction {
+    var scope: Scope {
+        switch self {
+        case .read: return .secretsRead
+        case .write: return .secretsWrite
+        case .delete: return .secretsDelete
+        }
+    }
+}
+
+func secretPath(_ environment: EnvironmentName, _ name: SecretName) -> String {
+    "\(environment.rawValue)/\(name.rawValue)"
+}
+
+extension ServerContext {
+    /// The calling key, allowed to do `action` on `environment/name` by all three checks.
+    @discardableResult
+    func authorize(_ action: AccessAction, environment: EnvironmentName, name: SecretName,
+                   service: SecretService) async throws -> ServerRegistry.APIKey {
+        try await authorize(action, environment: environment, names: [name], service: service)
+    }
+
+    /// The same for several names in one environment; the first one denied decides the answer.
+    @discardableResult
+    func authorize(_ action: AccessAction, environment: EnvironmentName, names: [SecretName],
+                   service: SecretService) async throws -> ServerRegistry.APIKey {
+        guard let key = apiKey else { throw APIError.unauthenticated }
+        let firstPath = names.first.map { secretPath(environment, $0) } ?? "\(environment.rawValue)/*"
+        guard key.scopes.contains(action.scope.rawValue) else {
+            try await service.recordDenial(action: action, path: firstPath, reason: "scope", context: self)
+            throw APIError(.permissionDenied, "this API key lacks the scope \(action.scope.rawValue)", details: ["scope": action.scope.rawValue])
+        }
+        if let allowed = key.environments, !allowed.contains(environment) {
+            try await service.recordDenial(action: action, path: firstPath, reason: "environment", context: self)
+            throw APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
+                           details: ["environment": environment.rawValue])
+        }
+        let now = service.clock()
+        for name in names {
+            let path = secretPath(environment, name)
+            let decision = decide(action, path: path, now: now)
+            guard decision.allowed else { try await deny(action, path: path, decision: decision, service: service) }
+        }
+        return key
+    }
+
+    /// The policy-or-grant part alone (scope and environment limit are the caller's business).
+    func decide(_ action: AccessAction, path: String, now: Timestamp) -> AccessDecision {
+        guard let caller else { return AccessDecision(allowed: false, basis: .noRule, explanation: "deny: not authenticated") }
+        return caller.access.decide(user: caller.user, action: action, path: path, now: now)
+    }
+
+    /// Records the denial, then throws the 403 that names the action and the path.
+    func deny(_ action: AccessAction, path: String, decision: AccessDecision, service: SecretService) async throws -> Never {
+        try await service.recordDenial(action: action, path: path, reason: "policy", context: self)
+        throw APIError(.permissionDenied, "\(action.rawValue) on \(path) is denied by the access policy",
+                       details: ["action": action.rawValue, "path": path])
+    }
+
+    /// Whether the caller may read `environment/name` (the environment limit and the policy; the
+    /// scope was checked for the whole request). For listings.
+    func mayRead(_ environment: EnvironmentName, _ name: SecretName, now: Timestamp) -> Bool {
+        if let allowed = apiKey?.environments, !allowed.contains(environment) { return false }
+        return decide(.read, path: secretPath(environment, name), now: now).allowed
+    }
+
+    /// The acting user and key, for audit entries.
+    var auditActor: AuditEvent.Actor {
+        AuditEvent.Actor(user: caller?.user?.name, keyID: apiKey?.id, keyName: apiKey?.name)
+    }
+
+    var auditRequest: AuditEvent.Request {
+        let address: String? = remoteAddress.flatMap { address in
+            switch address {
+            case .unixDomainSocket: return address.pathname
+            default: return address.ipAddress
+            }
+        }
+        return AuditEvent.Request(address: address, userAgent: userAgent, requestID: requestID.isEmpty ? nil : requestID)
+    }
+
+    /// An entry for this request, by this caller, at `now`.
+    func auditEvent(_ resource: AuditEvent.Resource, _ action: AuditEvent.Action, outcome: AuditEvent.Outcome = .success,
+                    environment: EnvironmentName? = nil, name: String? = nil, version: Int? = nil, items: [AuditEvent.Item] = [],
+                    details: [(String, String)] = [], now: Timestamp) -> AuditEvent {
+        AuditEvent(time: now, actor: auditActor, resource: resource, action: action, outcome: outcome, environment: environment?.rawValue,
+                   name: name, version: version, items: items, request: auditRequest, details: details)
+    }
+}
+
+extension SecretService {
+    /// Appends `event` and waits until it is durable; a log that cannot be written refuses the
+    /// request (503), so nothing happens unrecorded and no secret leaves.
+    nonisolated func record(_ event: AuditEvent) async throws {
+        do {
+            try await audit.record(event)
+        } catch {
+            throw APIError(.serviceUnavailable, "the audit log cannot be written; the request was refused")
+        }
+    }
+
+    /// `secrets … failure` with `reason: permission_denied`, the path and the action.
+    nonisolated func recordDenial(action: AccessAction, path: String, reason: String, context: ServerContext) async throws {
+        let slash = path.firstIndex(of: "/")
+        let environment = slash.map { String(path[..<$0]) }
+        let name = slash.map { String(path[path.index(after: $0)...]) }
+        var event = context.auditEvent(.secrets, action == .read ? .accessed : (action == .write ? .updated : .deleted), outcome: .failure,
+                                       name: name, details: [("reason", "permission_denied"), ("path", path), ("action", action.rawValue),
+                                                             ("check", reason)], now: clock())
+        event.environment = environment
+        try await record(event)
+    }
+
+    /// `auth login failure`, naming the key id the token claims (never the token).
+    nonisolated func recordAuthenticationFailure(token: Substring, context: ServerContext) async throws {
+        let keyID = (try? String(token).withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in ServerRegistry.tokenKeyID(raw) }) ?? nil
+        var event = context.auditEvent(.auth, .login, outcome: .failure, details: [("reason", "invalid_api_key")], now: clock())
+        event.actor = AuditEvent.Actor(user: nil, keyID: keyID)
+        try await record(event)
+    }
+
+    /// A disabled user's keys are refused on every route with 403 (the key is genuine; its owner
+    /// may not act). Recorded as a failed login.
+    nonisolated func refuseDisabledUser(context: ServerContext) async throws -> Never {
+        let name = context.caller?.user?.name
+        try await record(context.auditEvent(.auth, .login, outcome: .failure, details: [("reason", "user_disabled")], now: clock()))
+        throw APIError(.permissionDenied, name.map { "the user \($0) is disabled" } ?? "this API key has no owner",
+                       details: ["reason": "user_disabled"])
+    }
+}
+
+/// `X-Request-Id`: the client's own when it is 1 to 64 of `[A-Za-z0-9._-]`, else a new one;
+/// echoed on every response, errors included, and written to audit entries.
+struct RequestIDMiddleware: RouterMiddleware {
+    typealias Context = ServerContext
+    static let header = HTTPField.Name("X-Request-Id")!
+
+    static func isValidID(_ text: String) -> Bool {
+        (1...64).contains(text.utf8.count) && text.utf8.allSatisfy {
+            (0x30...0x39).contains($0) || (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        var context = context
+        if let given = request.headers[Self.header], Self.isValidID(given) {
+            context.requestID = given
+        } else {
+            context.requestID = "req_" + hexString((0..<8).map { _ in UInt8.random(in: 0...255) })
+        }
+        context.userAgent = request.headers[.userAgent].map { String($0.prefix(256)) }
+        var response = try await next(request, context)
+        response.headers[Self.header] = context.requestID
+        return response
+    }
+}
+
+/// What a write's operation learnt inside the actor (the new version, the names it made),
+/// carried out to the audit entry recorded after it.
+final class Captured<Value: Sendable>: Sendable {
+    private let storage = Mutex<Value?>(nil)
+    init() {}
+    func set(_ value: Value) { storage.withLock { $0 = value } }
+    var value: Value? { storage.withLock { $0 } }
+}
