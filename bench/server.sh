@@ -6,7 +6,9 @@
 #   3. POST /v1/security/secrets/batch/get           a batch of 10 secrets.
 # For each: requests/s, p50 and p99 latency, the count of non-2xx answers and socket errors, and
 # the server's CPU time (user + system, from /proc) per request.
-# Target (issue 4): >= 15,000 single-secret reads per second with zero errors.
+# Target (issues 4 and 6): >= 15,000 single-secret reads per second with zero errors, every
+# read audited: the audit log's newest sequence number is read before and after the single-read
+# run, and the run fails unless every answered read (2xx) has its entry.
 # Usage: bench/server.sh [--duration 10s] [--threads 2] [--connections 32] [--log-level LEVEL] [--bin DIR]
 #   --log-level: the server's (default: info, the server's own default, one line per request).
 #   --bin: a directory holding a built vsecure-server (default: builds the release binary).
@@ -110,20 +112,31 @@ echo "wrk -t$threads -c$connections -d$duration --latency, server --log-level $l
 printf '\n%-44s %10s %9s %9s %9s %9s %9s\n' "endpoint" "req/s" "p50 ms" "p99 ms" "non-2xx" "sock err" "srv µs/rq"
 run_wrk "GET /health (baseline)" "$work/report.lua" "$base/health"
 health_rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' "$work/last")"
+audit_head() { # the newest audit entry's sequence number
+    api GET "/v1/security/audit-logs?order=desc&limit=1" | python3 -c 'import json, sys; d = json.load(sys.stdin)["data"]; print(d[0]["seq"] if d else 0)'
+}
+audit_before="$(audit_head)"
 run_wrk "GET /secrets/{name} (one secret)" "$work/report.lua" "$base/v1/security/secrets/BENCH_SECRET?environment=production" auth
 single_line="$(cat "$work/last")"
+audit_after="$(audit_head)"
 run_wrk "POST /secrets/batch/get (10 secrets)" "$work/batch.lua" "$base/v1/security/secrets/batch/get" auth
 batch_rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' "$work/last")"
 
-python3 - "$health_rps" "$single_line" "$batch_rps" <<'PY'
+python3 - "$health_rps" "$single_line" "$batch_rps" "$audit_before" "$audit_after" <<'PY'
 import sys
 health = float(sys.argv[1])
+audited = int(sys.argv[5]) - int(sys.argv[4])
 single = dict(item.split("=") for item in sys.argv[2].split()[1:])
 batch = float(sys.argv[3])
 rps, errors = float(single["rps"]), int(single["non2xx"]) + int(single["socket_errors"])
 print()
 print("single read / health baseline: %.2f" % (rps / health))
 print("batch of 10: %.0f secrets/s (%.1fx the single reads' secrets/s)" % (batch * 10, batch * 10 / rps))
+answered = int(single["requests"]) - int(single["non2xx"])
+print("audit entries written during the single-read run: %d for %d answered reads" % (audited, answered))
 verdict = "met" if rps >= 15000 and errors == 0 else "MISSED"
-print("target >= 15,000 single reads/s with zero errors: %s (%.0f/s, %d errors)" % (verdict, rps, errors))
+print("target >= 15,000 single reads/s with zero errors, every read audited: %s (%.0f/s, %d errors)" % (verdict, rps, errors))
+if audited < answered:
+    print("server.sh: error: %d reads were answered without an audit entry" % (answered - audited), file=sys.stderr)
+    sys.exit(1)
 PY

@@ -91,10 +91,10 @@ public func openService(_ configuration: ServerConfiguration, clock: @escaping @
         try LocalVault.open(at: configuration.vaultPath, readOnly: true, keys: keys)
     }
     let registry = try ServerRegistry(path: configuration.registryPath, vault: vault)
-    let rotator = try SecretRotator(settings: configuration.rotation, clock: clock) { () throws(VSecureError) in
+    let audit = try AuditTrail(path: configuration.auditLogPath, keyPath: configuration.auditKeyPath)
+    let rotator = try SecretRotator(settings: configuration.rotation, clock: clock, audit: audit) { () throws(VSecureError) in
         try LocalVault.open(at: configuration.vaultPath, keys: keys)
     }
-    let audit = try AuditTrail(path: configuration.auditLogPath, keyPath: configuration.auditKeyPath)
     return SecretService(vault: vault, readers: readers, registry: registry, clock: clock, rotationSettings: configuration.rotation,
                          rotator: rotator, audit: audit)
 }

@@ -20,13 +20,33 @@ public final class SecretRotator: Sendable {
     let clock: @Sendable () -> Timestamp
     /// Where `secret.rotated` and `secret.rotation_failed` go (webhooks), for every rotation.
     public let events = SecretEventRelay()
+    /// Where the schedule's rotations and failures are recorded (the route records its own,
+    /// with the caller's key).
+    let audit: AuditTrail?
 
     /// `open` makes the rotator's own read-write connection to the vault.
-    public init(settings: ServerRotationSettings, clock: @escaping @Sendable () -> Timestamp,
+    public init(settings: ServerRotationSettings, clock: @escaping @Sendable () -> Timestamp, audit: AuditTrail? = nil,
                 open: () throws(VSecureError) -> LocalVault) throws(VSecureError) {
         connection = Mutex(try open())
         self.settings = settings
         self.clock = clock
+        self.audit = audit
+    }
+
+    /// The audit entry of a rotation or a failed one; nil for a skipped one.
+    static func auditEvent(_ result: RotationResult, actor: AuditEvent.Actor, request: AuditEvent.Request?,
+                           now: Timestamp) -> AuditEvent? {
+        switch result.outcome {
+        case .rotated(let from, let to):
+            return AuditEvent(time: now, actor: actor, resource: .secrets, action: .rotated, environment: result.environment.rawValue,
+                              name: result.name.rawValue, version: to, request: request, details: [("previousVersion", String(from))])
+        case .failed(let reason):
+            return AuditEvent(time: now, actor: actor, resource: .secrets, action: .rotated, outcome: .failure,
+                              environment: result.environment.rawValue, name: result.name.rawValue, request: request,
+                              details: [("reason", reason)])
+        case .skipped:
+            return nil
+        }
     }
 
     /// The actor named in version records for the schedule's rotations.
@@ -95,6 +115,11 @@ public final class SecretRotator: Sendable {
                 let result = try await rotate(environment: entry.environment, name: entry.name, onlyIfDue: true, actor: Self.scheduleActor)
                 Self.log(result, logger: logger)
                 results.append(result)
+                if let audit, let event = Self.auditEvent(result, actor: AuditEvent.Actor(user: Self.scheduleActor), request: nil, now: clock()) {
+                    do { try await audit.record(event) } catch {
+                        logger.error("rotation schedule: the audit entry for \(path) could not be written: \(error.message)")
+                    }
+                }
             } catch {
                 logger.warning("rotation schedule: \(path) could not be rotated: \(error.message)")
             }

@@ -335,12 +335,16 @@ extension SecretRoutes {
                 members.append(("previousVersion", .int(from)))
                 return .object(members)
             }
-            try await service.record(context.auditEvent(.secrets, .rotated, environment: environment, name: name.rawValue,
-                                                        version: from + 1, now: service.clock()))
+            if let event = SecretRotator.auditEvent(result, actor: context.auditActor, request: context.auditRequest, now: service.clock()) {
+                try await service.record(event)
+            }
             return JSONResponse.make(body)
         case .skipped(let reason):
             throw APIError(.conflict, "\(name) in \(environment) was not rotated: \(reason)")
         case .failed(let reason):
+            if let event = SecretRotator.auditEvent(result, actor: context.auditActor, request: context.auditRequest, now: service.clock()) {
+                try await service.record(event)
+            }
             throw APIError(.rotationFailed, "the rotation of \(name) in \(environment) failed; nothing changed: \(reason)")
         }
     }

@@ -74,6 +74,10 @@ struct WebhookRoutes {
             }
         }
         context.logger.info("webhook \(hook.id) created for \(ordered.joined(separator: ","))")
+        // Never the URL: receivers such as chat webhooks carry a token in it.
+        var details = [("events", ordered.joined(separator: ","))]
+        if let filter { details.append(("secret", filter)) }
+        try await service.record(context.auditEvent(.webhooks, .created, name: hook.id, details: details, now: service.clock()))
         return JSONResponse.make(Self.json(hook, signingSecret: secret), status: .created)
     }
 
@@ -92,6 +96,7 @@ struct WebhookRoutes {
             try await service.withRegistry { registry, now throws(VSecureError) in try registry.deleteWebhook(id: hook.id, now: now) }
         }
         guard deleted else { throw APIError(.resourceNotFound, "no webhook \(Quoted(hook.id))") }
+        try await service.record(context.auditEvent(.webhooks, .deleted, name: hook.id, now: service.clock()))
         return Response(status: .noContent)
     }
 

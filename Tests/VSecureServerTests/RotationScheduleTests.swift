@@ -39,6 +39,14 @@ struct RotationScheduleTests {
         #expect(await rotator.rotateDue(logger: ServerFixture.quietLogger).isEmpty)
         #expect(try await server.versionCount("TOKEN") == 2)
         #expect(try await server.versionCount("MANUAL") == 1)
+        // The schedule's rotation is in the audit log, by the schedule, with both versions.
+        let rotations = try server.service.audit.withLog { (log: AuditLog) throws(VSecureError) in
+            try log.entries(AuditFilter(action: .rotated, limit: 10)).entries
+        }
+        #expect(rotations.count == 1)
+        #expect(rotations.first?.event.actor.user == "vsecure-server (rotation schedule)")
+        #expect(rotations.first?.event.name == "TOKEN" && rotations.first?.event.version == 2)
+        #expect(rotations.first?.event.detail("previousVersion") == "1")
     }
 
     @Test("the schedule and a concurrent CLI rotation:run rotate each due secret exactly once")

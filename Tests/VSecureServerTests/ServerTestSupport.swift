@@ -91,13 +91,13 @@ final class ServerFixture: Sendable {
                                     throw VSecureError(.key, "a key file vault")
                                 })
         }
-        let rotator = try SecretRotator(settings: rotation, clock: clock.function) { () throws(VSecureError) in
+        let audit = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
+        let rotator = try SecretRotator(settings: rotation, clock: clock.function, audit: audit) { () throws(VSecureError) in
             try LocalVault.open(at: directory.file("vault.db"),
                                 keys: KeySource(keyFilePath: directory.file("vault.key")) { () throws(VSecureError) in
                                     throw VSecureError(.key, "a key file vault")
                                 })
         }
-        let audit = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
         let service = SecretService(vault: vault, readers: readers, registry: registry, clock: clock.function,
                                     rotationSettings: rotation, rotator: rotator, audit: audit)
         return ServerFixture(directory: directory, clock: clock, service: service, limits: limits,
