@@ -374,3 +374,90 @@ extension AuditEntry {
         self.init(seq: seq, event: event, mac: mac)
     }
 }
+
+extension AuditEvent {
+    /// The stored form: the same bytes as `json(seq:).serialized(indent: nil)`, written
+    /// straight into one buffer. The server writes one per request, so it skips the JSON tree.
+    public func storedJSON(seq: Int64) -> [UInt8] {
+        var out = StoredJSONWriter()
+        out.raw("{\"seq\":"); out.number(seq)
+        out.raw(",\"time\":"); out.string(time.iso8601)
+        out.raw(",\"actor\":{\"user\":"); out.optional(actor.user)
+        out.raw(",\"keyId\":"); out.optional(actor.keyID)
+        out.raw(",\"keyName\":"); out.optional(actor.keyName)
+        out.raw("},\"resource\":"); out.string(resource.rawValue)
+        out.raw(",\"action\":"); out.string(action.rawValue)
+        out.raw(",\"result\":"); out.string(outcome.rawValue)
+        out.raw(",\"environment\":"); out.optional(environment)
+        out.raw(",\"name\":"); out.optional(name)
+        out.raw(",\"version\":")
+        if let version { out.number(Int64(version)) } else { out.raw("null") }
+        if !items.isEmpty {
+            out.raw(",\"items\":[")
+            for (index, item) in items.enumerated() {
+                out.raw(index == 0 ? "{\"name\":" : ",{\"name\":"); out.string(item.name)
+                out.raw(",\"version\":")
+                if let version = item.version { out.number(Int64(version)) } else { out.raw("null") }
+                out.raw("}")
+            }
+            out.raw("]")
+        }
+        if let request {
+            out.raw(",\"request\":{\"address\":"); out.optional(request.address)
+            out.raw(",\"userAgent\":"); out.optional(request.userAgent)
+            out.raw(",\"requestId\":"); out.optional(request.requestID)
+            out.raw("}")
+        }
+        if !details.isEmpty {
+            out.raw(",\"details\":{")
+            for (index, (key, value)) in details.enumerated() {
+                if index > 0 { out.raw(",") }
+                out.string(key); out.raw(":"); out.string(value)
+            }
+            out.raw("}")
+        }
+        out.raw("}")
+        return out.bytes
+    }
+}
+
+/// Compact JSON into bytes, escaping strings exactly as `JSONValue` does.
+private struct StoredJSONWriter {
+    var bytes: [UInt8] = []
+
+    init() { bytes.reserveCapacity(384) }
+
+    mutating func raw(_ text: StaticString) {
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    mutating func number(_ value: Int64) {
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    mutating func optional(_ text: String?) {
+        if let text { string(text) } else { raw("null") }
+    }
+
+    mutating func string(_ text: String) {
+        bytes.append(UInt8(ascii: "\""))
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): raw("\\\"")
+            case UInt8(ascii: "\\"): raw("\\\\")
+            case 0x0A: raw("\\n")
+            case 0x0D: raw("\\r")
+            case 0x09: raw("\\t")
+            case 0x00..<0x20, 0x7F:
+                raw("\\u00")
+                let digits: StaticString = "0123456789abcdef"
+                digits.withUTF8Buffer { hex in
+                    bytes.append(hex[Int(byte >> 4)])
+                    bytes.append(hex[Int(byte & 0x0F)])
+                }
+            default: bytes.append(byte)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}

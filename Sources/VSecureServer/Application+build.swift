@@ -38,7 +38,9 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
         await service.isReady() ? JSONResponse.make(.object([("status", .string("ready"))]))
             : APIError(.serviceUnavailable, "the store is not available").response()
     }
-    let api = router.group("v1/security").add(middleware: AuthenticationMiddleware(service: service, limiter: RateLimiter(rate: limits.ratePerKey, burst: limits.burstPerKey)))
+    let api = router.group("v1/security").add(middleware: AuthenticationMiddleware(
+        service: service, limiter: RateLimiter(rate: limits.ratePerKey, burst: limits.burstPerKey),
+        failures: RateLimiter(rate: limits.failedAuthPerAddress, burst: limits.failedAuthBurst)))
     SecretRoutes(service: service, limits: limits).register(api, table: table)
     BatchRoutes(service: service, limits: limits).register(api, table: table)
     APIKeyRoutes(service: service, limits: limits).register(api, table: table)
@@ -92,6 +94,7 @@ public func openService(_ configuration: ServerConfiguration, clock: @escaping @
     }
     let registry = try ServerRegistry(path: configuration.registryPath, vault: vault)
     let audit = try AuditTrail(path: configuration.auditLogPath, keyPath: configuration.auditKeyPath)
+    try registry.bindAuditLog(id: audit.logID, path: configuration.auditLogPath, now: clock())
     let rotator = try SecretRotator(settings: configuration.rotation, clock: clock, audit: audit) { () throws(VSecureError) in
         try LocalVault.open(at: configuration.vaultPath, keys: keys)
     }

@@ -29,6 +29,7 @@ public final class AuditTrail: Sendable {
     private let reader: Mutex<AuditLog>
     private let thread: NIOThreadPool
     public let path: String
+    public let logID: [UInt8]
     /// Transactions committed so far (benchmarks and tests compare it with the entries).
     private let commits = Atomic<Int>(0)
     public var commitCount: Int { commits.load(ordering: .relaxed) }
@@ -38,6 +39,7 @@ public final class AuditTrail: Sendable {
     public init(path: String, keyPath: String) throws(VSecureError) {
         let log = try AuditLog.open(path: path, keyPath: keyPath, create: true, durability: .full)
         try log.checkAnchor()
+        logID = log.logID
         writer = Mutex(log)
         reader = Mutex(try AuditLog.open(path: path, keyPath: keyPath, create: false, durability: .full))
         self.path = path

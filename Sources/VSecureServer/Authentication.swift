@@ -42,6 +42,8 @@ struct AuthenticationMiddleware: RouterMiddleware {
     typealias Context = ServerContext
     let service: SecretService
     let limiter: RateLimiter
+    /// Failed authentications per client address (see `ServerLimits.failedAuthPerAddress`).
+    let failures: RateLimiter
 
     static let queryTokenNames: Set<String> = ["api_key", "apikey", "apiKey", "token", "access_token", "key", "authorization"]
 
@@ -54,6 +56,10 @@ struct AuthenticationMiddleware: RouterMiddleware {
         guard token.utf8.count <= 256 else { throw APIError.unauthenticated }
         let caller = try service.authenticate(token)
         guard let caller else {
+            if let wait = failures.admit("address:" + (context.auditRequest.address ?? "unknown")) {
+                throw APIError(.rateLimitExceeded, "too many failed authentications from this address",
+                               details: ["retryAfterSeconds": String(wait)], headers: [.retryAfter: String(wait)])
+            }
             try await service.recordAuthenticationFailure(token: token, context: context)
             throw APIError.unauthenticated
         }

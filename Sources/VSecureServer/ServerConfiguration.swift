@@ -10,6 +10,11 @@ public struct ServerLimits: Sendable {
     /// Requests per second per API key (token bucket) and the burst above it.
     public var ratePerKey: Double = 200
     public var burstPerKey: Double = 400
+    /// Failed authentications per second per client address, and the burst above it. Each
+    /// failure is an audit entry; past this a client gets 429 and no more entries, so a flood
+    /// of bad tokens cannot fill the disk through the audit log.
+    public var failedAuthPerAddress: Double = 5
+    public var failedAuthBurst: Double = 20
     /// Header limits for the HTTP/1 decoder.
     public var maxHeaderBytes = 16 * 1024
     /// A connection idle this long is closed.

@@ -19,7 +19,8 @@ public final class AuditLog {
     public let path: String
     let db: SQLiteDatabase
     private let key: SecureBytes
-    private let logID: [UInt8]
+    /// The log's random id, fixed when it was created (public: a server binds to it).
+    public let logID: [UInt8]
 
     /// How a commit reaches the disk. `.full` syncs the WAL on every commit (the server, and the
     /// CLI's writes); `.normal` syncs at checkpoints, so a power cut may lose the newest entries
@@ -194,11 +195,11 @@ public final class AuditLog {
                 """
             for event in events {
                 seq += 1
-                let text = event.json(seq: seq).serialized(indent: nil)
-                mac = Self.entryMAC(key: key, logID: logID, previous: mac, seq: seq, event: Array(text.utf8))
+                let text = event.storedJSON(seq: seq)
+                mac = Self.entryMAC(key: key, logID: logID, previous: mac, seq: seq, event: text)
                 try db.prepare(insert).bind(1, seq).bind(2, event.time.secondsSinceEpoch).bind(3, event.resource.rawValue)
                     .bind(4, event.action.rawValue).bind(5, event.outcome.rawValue).bind(6, event.actor.user)
-                    .bind(7, event.environment).bind(8, event.name).bind(9, text).bind(10, blob: mac).run()
+                    .bind(7, event.environment).bind(8, event.name).bind(9, utf8: text).bind(10, blob: mac).run()
                 numbers.append(seq)
             }
             try db.prepare("UPDATE audit_anchor SET seq = ?1, mac = ?2, anchor_mac = ?3 WHERE id = 1")

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import CSQLite
 import VSecureCore
 
@@ -17,20 +20,47 @@ final class SQLiteDatabase {
     /// stay for the next reader instead of being made and unlinked on every launch.
     init(path: String, create: Bool, readOnly: Bool = false) throws(VSecureError) {
         self.path = path
-        var db: OpaquePointer?
         var flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
         if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
-        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        var db = try Self.connect(path, flags: flags)
+        // A WAL database needs room for its shared-memory index (`-shm`) before the first read.
+        // On a full disk SQLite cannot size it and every read fails, yet a full disk must not
+        // stop reads (docs/audit.md). Such a connection is opened again in exclusive locking
+        // mode, which keeps the index in this process's memory: it holds the database's lock
+        // until it closes (others wait), needs a read-write connection to take that lock, and a
+        // write on it still fails, with the disk-full message.
+        if Self.firstReadLacksSpace(db) {
+            sqlite3_close_v2(db)
+            db = try Self.connect(path, flags: (flags & ~(SQLITE_OPEN_READONLY | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READWRITE)
+            _ = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE", nil, nil, nil)
+        }
         handle = db
+    }
+
+    private static func connect(_ path: String, flags: Int32) throws(VSecureError) -> OpaquePointer? {
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK else {
             let error = Self.error(rc, db: db, path: path, context: "cannot open vault")
             sqlite3_close_v2(db)
-            handle = nil
             throw error
         }
         sqlite3_extended_result_codes(db, 1)
         // Writers queue behind each other instead of failing; 30 s covers a stuck fsync.
         sqlite3_busy_timeout(db, 30_000)
+        return db
+    }
+
+    /// SQLITE_IOERR_SHMSIZE and SQLITE_IOERR_SHMMAP (extended codes Swift does not import).
+    private static let sharedMemoryErrors: Set<Int32> = [SQLITE_IOERR | (19 << 8), SQLITE_IOERR | (21 << 8)]
+
+    /// Reads the header once; true when that failed because the disk has no room (any other
+    /// failure is left for the caller's first real statement to report).
+    private static func firstReadLacksSpace(_ db: OpaquePointer?) -> Bool {
+        let rc = sqlite3_exec(db, "PRAGMA user_version", nil, nil, nil)
+        guard rc != SQLITE_OK else { return false }
+        let extended = sqlite3_extended_errcode(db)
+        return sharedMemoryErrors.contains(extended) || extended & 0xFF == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC
     }
 
     deinit {
@@ -149,6 +179,8 @@ final class SQLiteDatabase {
             return VSecureError(.io, "\(context): \(Quoted(path)) is read-only or not permitted (\(detail))")
         case SQLITE_CANTOPEN:
             return VSecureError(.vaultMissing, "\(context): cannot open \(Quoted(path)) (\(detail))")
+        case SQLITE_IOERR where db.map { sqlite3_system_errno($0) == ENOSPC } == true:
+            return VSecureError(.io, "\(context): the disk holding \(Quoted(path)) is full; nothing was changed")
         case SQLITE_IOERR:
             return VSecureError(.io, "\(context): I/O error on \(Quoted(path)) (\(detail))")
         default:
@@ -189,6 +221,16 @@ final class SQLiteStatement {
 
     @discardableResult
     func bind(_ index: Int32, _ value: Int) -> SQLiteStatement { bind(index, Int64(value)) }
+
+    /// Binds public UTF-8 text given as bytes (stored as TEXT, so SQL's JSON functions read it).
+    @discardableResult
+    func bind(_ index: Int32, utf8 text: [UInt8]) -> SQLiteStatement {
+        text.withUnsafeBytes {
+            _ = vsecure_sqlite3_bind_text_copy(statement, index, ($0.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!).assumingMemoryBound(to: CChar.self),
+                                               Int32($0.count))
+        }
+        return self
+    }
 
     /// Binds public bytes or ciphertext; SQLite copies them before returning.
     @discardableResult

@@ -29,6 +29,11 @@ public final class ServerRegistry {
             created_at INTEGER NOT NULL,
             PRIMARY KEY(key_id, idempotency_key)
         ) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS audit_binding(
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            log_id BLOB NOT NULL,
+            bound_at INTEGER NOT NULL
+        );
         \(webhookSchema)
         """
 

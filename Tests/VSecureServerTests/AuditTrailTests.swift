@@ -46,3 +46,25 @@ struct AuditTrailTests {
         #expect(throws: VSecureError.self) { _ = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key")) }
     }
 }
+
+/// The server's data is bound to its audit log: a log deleted with its key, or swapped for a
+/// fresh one, stops the server instead of starting a new log that hides what was removed.
+@Suite("Audit log binding")
+struct AuditBindingTests {
+    @Test("a server refuses to start on another audit log than the one it started with")
+    func replacedLogRefused() throws {
+        let store = try LiveStore()
+        let configuration = ServerConfiguration(dataDirectory: store.dataPath)
+        let clock: @Sendable () -> Timestamp = { Timestamp(secondsSinceEpoch: 1_800_000_000) }
+        do { _ = try openService(configuration, clock: clock) }
+        // The same log again: fine.
+        do { _ = try openService(configuration, clock: clock) }
+        for file in [configuration.auditLogPath, configuration.auditLogPath + "-wal", configuration.auditLogPath + "-shm",
+                     configuration.auditKeyPath] {
+            try? FileManager.default.removeItem(atPath: file)
+        }
+        let error = #expect(throws: VSecureError.self) { _ = try openService(configuration, clock: clock) }
+        #expect(error?.status == .integrity)
+        #expect(error?.message.contains("is not the one this server started with") == true)
+    }
+}

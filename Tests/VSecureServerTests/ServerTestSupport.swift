@@ -51,6 +51,8 @@ final class ServerFixture: Sendable {
         var limits = ServerLimits()
         limits.ratePerKey = 1_000_000
         limits.burstPerKey = 1_000_000
+        limits.failedAuthPerAddress = 1_000_000
+        limits.failedAuthBurst = 1_000_000
         return limits
     }
 
