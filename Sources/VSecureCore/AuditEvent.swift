@@ -355,7 +355,8 @@ extension AuditVerification {
                 guard let claims = int(detail, "claims") else { return nil }
                 problem = .reordered(seq: seq, claims: claims)
             case ("truncated", _):
-                guard let last = int(detail, "lastSeq"), let anchored = int(detail, "anchoredSeq") else { return nil }
+                // `json` writes the first missing entry, lastSeq + 1, which must exist.
+                guard let last = int(detail, "lastSeq"), last < .max, let anchored = int(detail, "anchoredSeq") else { return nil }
                 problem = .truncated(lastSeq: last, anchoredSeq: anchored)
             case ("anchor", _): problem = .anchorInvalid
             default: return nil

@@ -78,7 +78,12 @@ public struct Timestamp: Hashable, Comparable, Sendable, CustomStringConvertible
             throw .usage("date \(Quoted(text)) is not a valid calendar time", hint: hint)
         }
         let days = daysFromCivil(year, month, day)
-        secondsSinceEpoch = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
+        let seconds = days * 86_400 + hour * 3600 + minute * 60 + min(second, 59) - offset
+        // A zone can push a time out of years 0000–9999 in UTC, which `iso8601` cannot write back.
+        guard (-62_167_219_200...253_402_300_799).contains(seconds) else {
+            throw .usage("date \(Quoted(text)) is outside the years 0000 to 9999 in UTC", hint: hint)
+        }
+        secondsSinceEpoch = seconds
     }
 }
 

@@ -236,7 +236,7 @@ public final class LocalVault {
             environments.append(env)
         }
         guard let defaultEnvironment = try? EnvironmentName(String(decoding: try required(VaultFormat.MetaKey.defaultEnvironment), as: UTF8.self)),
-              !environments.isEmpty
+              environments.contains(defaultEnvironment)
         else { throw VSecureError(.integrity, "vault \(Quoted(path)) is damaged: bad environment list") }
 
         let kek: SecureBytes
