@@ -94,3 +94,23 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
+
+// libFuzzer targets (Fuzz/, docs/testing.md "Fuzzing"). They export LLVMFuzzerTestOneInput and
+// have no main, so they exist only when Fuzz/run.sh asks for them: the normal build never sees them.
+if Context.environment["VSECURE_FUZZ"] == "1" {
+    let fuzzTargets: [(String, [Target.Dependency])] = [
+        ("FuzzManifest", ["VSecureLauncher", "VSecureCore"]),
+        ("FuzzNames", ["VSecureCore"]),
+        ("FuzzPolicy", ["VSecureCore"]),
+        ("FuzzGlob", ["VSecureCore"]),
+        ("FuzzBatchResponse", ["VSecureRemote", "VSecureCore"]),
+        ("FuzzJSONBody", ["VSecureCore"]),
+        ("FuzzDotenv", ["VSecureCore"]),
+        ("FuzzVaultRow", ["VSecureVault", "VSecureCrypto", "VSecureCore", "CSQLite"]),
+        ("FuzzAudit", ["VSecureCore"]),
+    ]
+    for (name, dependencies) in fuzzTargets {
+        package.targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Fuzz/\(name)"))
+        package.products.append(.executable(name: name, targets: [name]))
+    }
+}
