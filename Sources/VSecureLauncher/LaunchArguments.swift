@@ -160,7 +160,7 @@ public struct LaunchArguments: Equatable, Sendable {
           --warn-within DURATION   warn about secrets expiring within this (default: 7d)
         Environment:
           --no-override            an inherited variable wins over a secret of the same name
-          --clean-env              start the program with only the secrets and --keep variables
+          --clean-env              start the program with only the secrets, --keep variables and VSECURE_RUN_ID
           --keep VAR,...           variables to keep with --clean-env
           --allow-override VAR,... let secrets set these protected variables (PATH, LD_PRELOAD, ...)
         Other:

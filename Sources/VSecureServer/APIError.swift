@@ -67,6 +67,12 @@ public struct APIError: Error, Sendable {
         case .conflict: code = .conflict
         case .expired: code = .secretExpired
         case .unsafeEnvironment, .manifest: code = .validationError
+        case .io:
+            // Storage trouble (a full disk, a read-only or failing file system): retryable, and
+            // said in words of our own, since the store's message names its paths.
+            self.init(.serviceUnavailable, "the server's storage cannot be written now (full, read-only or failing); nothing was changed",
+                      headers: [.retryAfter: "30"])
+            return
         default: code = .internalError
         }
         self.init(code, code == .internalError && error.status != .integrity ? "the server could not complete the request" : error.message,

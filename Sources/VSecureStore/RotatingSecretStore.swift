@@ -31,6 +31,9 @@ public struct RotationEntry: Sendable, Equatable {
     public var expiresAt: Timestamp?
     public var policy: RotationPolicy?
     public var record: RotationRecord?
+    /// The secret's rotation row could not be read (the vault was altered or damaged): it has
+    /// no usable policy, and `rotation:run` reports it as failed instead of stopping.
+    public var damaged = false
 
     public init(environment: EnvironmentName, name: SecretName, currentVersion: Int, expiresAt: Timestamp?,
                 policy: RotationPolicy?, record: RotationRecord?) {

@@ -129,10 +129,16 @@ extension LocalVault {
         var entries: [RotationEntry] = []
         while try statement.step() {
             guard let environment = try? EnvironmentName(statement.text(0)), let name = try? SecretName(statement.text(1)) else { continue }
-            let rotation = try Self.decodeRotation(statement, from: 4)
-            entries.append(RotationEntry(environment: environment, name: name, currentVersion: statement.int(2),
-                                         expiresAt: statement.optionalInt64(3).map(Timestamp.init(secondsSinceEpoch:)),
-                                         policy: rotation?.0, record: rotation?.1))
+            // One damaged row must not hide every other secret from the schedule and from
+            // rotation:status: it is listed as damaged, without a policy.
+            var rotation: (RotationPolicy, RotationRecord)?
+            var damaged = false
+            do { rotation = try Self.decodeRotation(statement, from: 4) } catch { damaged = true }
+            var entry = RotationEntry(environment: environment, name: name, currentVersion: statement.int(2),
+                                      expiresAt: statement.optionalInt64(3).map(Timestamp.init(secondsSinceEpoch:)),
+                                      policy: rotation?.0, record: rotation?.1)
+            entry.damaged = damaged
+            entries.append(entry)
         }
         return entries
     }

@@ -104,7 +104,7 @@ struct RotationStatus: ParsableCommand {
             return
         }
         let rows = entries.map { entry -> [String] in
-            [entry.environment.rawValue, entry.name.rawValue, entry.state(at: now, expiryNotice: notice).rawValue,
+            [entry.environment.rawValue, entry.name.rawValue, entry.damaged ? "damaged" : entry.state(at: now, expiryNotice: notice).rawValue,
              entry.record?.lastRotatedAt.iso8601 ?? "-", entry.record?.nextDueAt.iso8601 ?? "-",
              entry.expiresAt?.iso8601 ?? "never", entry.policy.map { "every \($0.period), \($0.source.kind)" } ?? "-"]
         }
@@ -147,10 +147,14 @@ struct RotationRun: ParsableCommand {
         let environment = try env.map { (text: String) throws(VSecureError) in try EnvironmentName(text) }
         let settings = try timeout.settings()
         let store = try rotatingStore(try location.open())
-        let due = try store.rotationEntries(environment: environment).filter { entry in
+        let entries = try store.rotationEntries(environment: environment)
+        let due = entries.filter { entry in
             entry.record.map { RotationState.isDue(now, record: $0) } ?? false
         }
-        var results: [RotationResult] = []
+        var results: [RotationResult] = entries.filter(\.damaged).map { entry in
+            RotationResult(environment: entry.environment, name: entry.name,
+                           outcome: .failed(reason: "its rotation policy cannot be read: the vault was altered or damaged; set it again with secrets:update --rotation-period …"))
+        }
         for entry in due {
             if case .manual? = entry.policy?.source {
                 results.append(RotationResult(environment: entry.environment, name: entry.name,
@@ -198,7 +202,7 @@ enum RotationPresentation {
             ("name", .string(entry.name.rawValue)),
             ("path", .string("\(entry.environment.rawValue)/\(entry.name.rawValue)")),
             ("version", .int(entry.currentVersion)),
-            ("state", .string(entry.state(at: now, expiryNotice: notice).rawValue)),
+            ("state", .string(entry.damaged ? "damaged" : entry.state(at: now, expiryNotice: notice).rawValue)),
             ("expiresAt", .optional(entry.expiresAt?.iso8601)),
         ]
         if let policy = entry.policy {
