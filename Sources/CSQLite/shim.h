@@ -10,4 +10,13 @@ static inline int vsecure_sqlite3_bind_blob_copy(sqlite3_stmt *s, int i, const v
 static inline int vsecure_sqlite3_bind_text_copy(sqlite3_stmt *s, int i, const char *p, int n) {
     return sqlite3_bind_text(s, i, p, n, SQLITE_TRANSIENT);
 }
+/* For a writer that must stay cheap (a launch receipt): do not checkpoint when the connection
+   closes, and keep the WAL file, so a short-lived process neither syncs the database nor makes
+   and unlinks the WAL every time. sqlite3_db_config is variadic, so it is wrapped here. */
+static inline int vsecure_sqlite3_keep_wal_on_close(sqlite3 *db) {
+    int on = 1;
+    int rc = sqlite3_db_config(db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1, (int *)0);
+    if (rc != SQLITE_OK) return rc;
+    return sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+}
 #endif

@@ -18,3 +18,10 @@ func renameDurably(from: String, to: String) throws(VSecureError) {
         _ = close(dir)
     }
 }
+
+/// The size of a file in bytes, or 0 when it cannot be read.
+func fileSize(_ path: String) -> Int {
+    var info = stat()
+    guard stat(path, &info) == 0 else { return 0 }
+    return Int(info.st_size)
+}

@@ -72,6 +72,14 @@ final class SQLiteDatabase {
     /// file or file system), as opposed to busy, damaged or failing storage.
     private(set) var refusedAsReadOnly = false
 
+    /// No checkpoint when this connection closes, and the WAL file stays: for short-lived
+    /// writers (launch receipts). Another connection, or the automatic checkpoint once the WAL
+    /// has grown, copies the pages into the database later.
+    func keepWALOnClose() throws(VSecureError) {
+        let rc = vsecure_sqlite3_keep_wal_on_close(handle)
+        guard rc == SQLITE_OK else { throw Self.error(rc, db: handle, path: path, context: "cannot configure the audit log") }
+    }
+
     func execute(_ sql: String) throws(VSecureError) {
         var message: UnsafeMutablePointer<CChar>?
         let rc = sqlite3_exec(handle, sql, nil, nil, &message)

@@ -147,6 +147,24 @@ struct AuditLogTests {
         #expect(try fixture.log.count() == 6)
     }
 
+    @Test("launch receipts (.normal, one process each): the WAL is kept between launches but stays bounded, and the chain holds")
+    func launchWALStaysBounded() throws {
+        let directory = try ScratchDirectory()
+        let path = directory.child("l.audit.db"), keyPath = directory.child("l.audit.key")
+        var largest = 0
+        for n in 1...300 {
+            // A new connection per receipt, closed at once: what 300 launches do.
+            let log = try AuditLog.open(path: path, keyPath: keyPath, create: true, durability: .normal)
+            try log.append([Fixture.event(n)])
+            largest = max(largest, (try? FileManager.default.attributesOfItem(atPath: path + "-wal")[.size] as? Int) ?? 0)
+        }
+        #expect(largest > 0, "the WAL was never kept between launches")
+        #expect(largest <= AuditLog.launchWALLimit + 64 * 1024, "the WAL grew to \(largest) bytes")
+        let log = try AuditLog.open(path: path, keyPath: keyPath, create: false)
+        #expect(try log.count() == 300)
+        #expect(try log.verify().isIntact)
+    }
+
     @Test("verification through an entry checks only the entries up to it")
     func verifyThrough() throws {
         let fixture = try Fixture(entries: 5)
