@@ -116,7 +116,8 @@ public final class AuditLog {
     private init(path: String, key: SecureBytes, durability: Durability) throws(VSecureError) {
         self.path = path
         self.key = key
-        db = try SQLiteDatabase(path: path, create: false)
+        // A launch's connection keeps the WAL index in its own memory (no `-shm` to set up).
+        db = try SQLiteDatabase(path: path, create: false, exclusive: durability == .normal)
         try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=\(durability == .full ? "FULL" : "NORMAL")")
         // A `.normal` writer is a launch: its close must not sync and checkpoint the log. The WAL
         // it leaves is read back whole by the next process that opens the log (no connection

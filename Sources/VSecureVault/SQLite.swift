@@ -18,11 +18,21 @@ final class SQLiteDatabase {
     /// `readOnly` opens a connection that never writes the database: it does not checkpoint or
     /// delete the WAL when it closes, so the `-wal` and `-shm` files it finds (or creates once)
     /// stay for the next reader instead of being made and unlinked on every launch.
-    init(path: String, create: Bool, readOnly: Bool = false) throws(VSecureError) {
+    ///
+    /// `exclusive` (read-write only) takes SQLite's exclusive locking mode before the first
+    /// read: the WAL index lives in this process's memory instead of a shared `-shm` file, and
+    /// other connections wait until this one closes. For short-lived writers (launch receipts),
+    /// where setting up the shared index costs more than the write.
+    init(path: String, create: Bool, readOnly: Bool = false, exclusive: Bool = false) throws(VSecureError) {
         self.path = path
         var flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
         if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
         var db = try Self.connect(path, flags: flags)
+        if exclusive && !readOnly {
+            _ = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE", nil, nil, nil)
+            handle = db
+            return
+        }
         // A WAL database needs room for its shared-memory index (`-shm`) before the first read.
         // On a full disk SQLite cannot size it and every read fails, yet a full disk must not
         // stop reads (docs/audit.md). Such a connection is opened again in exclusive locking
