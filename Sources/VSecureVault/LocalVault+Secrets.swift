@@ -24,8 +24,12 @@ extension LocalVault {
         guard environments.contains(environment) else { throw unknownEnvironment(environment, configured: environments) }
     }
 
+    /// Callers check absolute times against their own clock; this is the last guard. An expiry
+    /// up to a minute old is let through: a relative expiry (`--expires-in 1s`) was computed
+    /// from a clock read a moment before this one, and on a busy machine that moment can pass a
+    /// second boundary or two.
     private func checkExpiry(_ expiresAt: Timestamp?, now: Timestamp) throws(VSecureError) {
-        if let expiresAt, expiresAt <= now {
+        if let expiresAt, expiresAt.secondsSinceEpoch + 60 <= now.secondsSinceEpoch {
             throw .usage("expiry \(expiresAt.iso8601) is in the past", hint: "give a future time, or a duration with --expires-in")
         }
     }

@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import VSecureCore
 
 /// A second, deliberately different implementation of the access rules, used as an oracle:
@@ -144,9 +145,9 @@ struct AccessMatrixTests {
     static func grantStates(path: String, action: AccessAction) -> [(String, [AccessGrant])] {
         let other = AccessAction.allCases.first { $0 != action }!
         let environment = path.split(separator: "/").first.map(String.init) ?? "production"
-        let glob = (try? PathPattern("\(environment)/*")) ?? (try! PathPattern("production/*"))
-        let literal = (try? PathPattern(path)) ?? (try! PathPattern("production/API_KEY"))
-        func grant(_ id: String, subject: String = subject, pattern: PathPattern = literal, action: AccessAction = action,
+        let glob = (try? PathPattern("\(environment)/*")) ?? literal("production/*", PathPattern.init)
+        let exact = (try? PathPattern(path)) ?? TestSupport.literal("production/API_KEY", PathPattern.init)
+        func grant(_ id: String, subject: String = subject, pattern: PathPattern = exact, action: AccessAction = action,
                    expires: Int64, revoked: Int64? = nil) -> AccessGrant {
             AccessGrant(id: id, subject: subject, pattern: pattern, action: action, createdAt: Timestamp(secondsSinceEpoch: now - 86_400),
                         expiresAt: Timestamp(secondsSinceEpoch: expires), revokedAt: revoked.map { Timestamp(secondsSinceEpoch: $0) })
@@ -161,7 +162,7 @@ struct AccessMatrixTests {
             ("glob active", [grant("glob", pattern: glob, expires: now + 3600)]),
             ("other subject", [grant("bob", subject: "bob@example.com", expires: now + 3600)]),
             ("other action", [grant("other-action", action: other, expires: now + 3600)]),
-            ("other path", [grant("other-path", pattern: try! PathPattern("staging/UNRELATED"), expires: now + 3600)]),
+            ("other path", [grant("other-path", pattern: TestSupport.literal("staging/UNRELATED", PathPattern.init), expires: now + 3600)]),
             ("expired then active", [grant("old", expires: now - 1), grant("fresh", pattern: glob, expires: now + 60)]),
         ]
     }

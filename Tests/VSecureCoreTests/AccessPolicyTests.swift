@@ -1,4 +1,5 @@
 import Testing
+import TestSupport
 import VSecureCore
 
 @Suite("Access path patterns")
@@ -305,11 +306,11 @@ struct AccessPolicyTests {
 @Suite("Access grants")
 struct AccessGrantTests {
     static let now = Timestamp(secondsSinceEpoch: 1_800_000_000)
-    static let policy = try! AccessPolicy(parsing: Array(#"{"secrets": {"production/*": {"read": ["admins"]}}}"#.utf8))
+    static let policy = literal(#"{"secrets": {"production/*": {"read": ["admins"]}}}"#, placeholder: #"{"secrets": {}}"#) { try AccessPolicy(parsing: Array($0.utf8)) }
 
     func grant(id: String = "g1", subject: String = "alice@example.com", pattern: String = "production/API_KEY",
                action: AccessAction = .read, expiresAt: Timestamp, revokedAt: Timestamp? = nil) -> AccessGrant {
-        AccessGrant(id: id, subject: subject, pattern: try! PathPattern(pattern), action: action,
+        AccessGrant(id: id, subject: subject, pattern: literal(pattern, PathPattern.init), action: action,
                     createdAt: Timestamp(secondsSinceEpoch: 1_700_000_000), expiresAt: expiresAt,
                     revokedAt: revokedAt, createdBy: "root@example.com")
     }

@@ -35,7 +35,7 @@ struct SecretsCreate: ParsableCommand {
         if rotation.noRotation { throw VSecureError.usage("--no-rotation is for secrets:update; a new secret has no policy unless given one") }
         let policy = try rotation.change() ?? nil
         let tags = try attributes.parsedTags()
-        let newAttributes = SecretAttributes(tags: tags, metadata: try attributes.parsedMetadata(),
+        var newAttributes = SecretAttributes(tags: tags, metadata: try attributes.parsedMetadata(),
                                              expiresAt: try attributes.parsedExpiry(now: now),
                                              description: try attributes.parsedDescription())
         var env = try environment.explicit()
@@ -48,6 +48,8 @@ struct SecretsCreate: ParsableCommand {
                                         default: local.vault.defaultEnvironment)
         }
         let secretValue = try source.read(positional: positional, name: secretName)
+        // `--expires-in` counts from the write, not from the start: a prompt may have waited.
+        newAttributes.expiresAt = try attributes.parsedExpiry(now: ProcessEnvironment.now)
         let newSecret = NewSecret(name: secretName, environment: env, value: secretValue, attributes: newAttributes)
         let created: SecretSummary
         if let rotating, let policy {
@@ -148,12 +150,14 @@ struct SecretsUpdate: ParsableCommand {
             env = try store.summary(environment: env, name: secretName).environment
         }
         let newValue = wantsValue ? try source.read(positional: positional, name: secretName) : nil
+        // `--expires-in` counts from the write, not from the start: a prompt may have waited.
+        let finalChange = wantsValue ? try attributeChange(now: ProcessEnvironment.now) : change
         let result: SecretUpdate
         if let rotating {
-            result = try rotating.update(environment: env, name: secretName, value: newValue, change: change, ifVersion: ifVersion,
+            result = try rotating.update(environment: env, name: secretName, value: newValue, change: finalChange, ifVersion: ifVersion,
                                          rotation: policyChange)
         } else {
-            result = try store.update(environment: env, name: secretName, value: newValue, change: change, ifVersion: ifVersion)
+            result = try store.update(environment: env, name: secretName, value: newValue, change: finalChange, ifVersion: ifVersion)
         }
         let shown = result.secret.environment
         if output.json {
