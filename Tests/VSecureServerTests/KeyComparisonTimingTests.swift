@@ -17,9 +17,9 @@ import VSecureVault
 /// `APIKeyTable.authenticate` takes about 18 µs with the three medians within 0.5% of each
 /// other; a whole 401 through the router in-process about 930 µs, within 0.4%. The bound, 5% of
 /// the smallest median (as issue 8 asks), is ten times that noise floor. A result over it is
-/// measured once more before it fails. The rounds per kind are 20,000 in-process and 3,000
-/// through the router (about 10 s); `VSECURE_TIMING_ROUNDS=10000` gives the router the issue's
-/// 10,000 (about 30 s).
+/// measured once more before it fails. The rounds per kind are 20,000 in-process and, as the
+/// issue asks, 10,000 through the router (about 30 s); `VSECURE_TIMING_ROUNDS=N` changes the
+/// latter.
 @Suite("Constant-time API key comparison", .serialized)
 struct KeyComparisonTimingTests {
     enum Kind: String, CaseIterable { case nearMiss = "near miss", random = "random secret", unknown = "unknown key id" }
@@ -55,7 +55,7 @@ struct KeyComparisonTimingTests {
         return result
     }
 
-    static let routerRounds = ProcessInfo.processInfo.environment["VSECURE_TIMING_ROUNDS"].flatMap { Int($0) } ?? 3_000
+    static let routerRounds = ProcessInfo.processInfo.environment["VSECURE_TIMING_ROUNDS"].flatMap { Int($0) } ?? 10_000
 
     static func median(_ values: [UInt64]) -> Double {
         let sorted = values.sorted()
