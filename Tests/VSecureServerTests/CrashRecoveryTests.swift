@@ -51,12 +51,7 @@ struct CrashRecoveryTests {
         wait
         """#
 
-    struct Ack: Hashable, CustomStringConvertible {
-        var name: String
-        var version: Int
-        var value: String
-        var description: String { "\(name) v\(version) = \(value)" }
-    }
+    typealias Ack = AcknowledgedWrite
 
     /// Complete lines of the writers' `prefix.N` files (a kill can cut the last one).
     static func lines(_ directory: String, _ prefix: String) -> [String] {
@@ -118,23 +113,8 @@ struct CrashRecoveryTests {
 
         // Restarted on the same files: every acknowledged write, read back at its version.
         let restarted = try LiveServer(store: store)
-        let config = store.directory.file("crash-verify.curl")
-        var lines = ["header = \"@\(load)/auth\"", "silent", "noproxy = \"*\"", "max-time = 60", "write-out = \"\\n%{http_code}\\n\""]
-        for ack in acks {
-            lines.append("url = \"\(restarted.baseURL)/v1/security/secrets/\(ack.name)?environment=development&version=\(ack.version)\"")
-        }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: config, atomically: true, encoding: .utf8)
-        let read = try runProcess(LiveTools.curl, ["-q", "-K", config], environment: minimalEnvironment(home: store.home), timeout: 120)
-        #expect(read.status == 0, "\(read.stderr)")
-        let output = read.stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        var lost: [String] = []
-        for (index, ack) in acks.enumerated() {
-            guard 2 * index + 1 < output.count else { lost.append("\(ack): no answer"); continue }
-            let json = (try? JSONSerialization.jsonObject(with: Data(output[2 * index].utf8))) as? [String: Any] ?? [:]
-            if output[2 * index + 1] != "200" || json.string("value") != ack.value || json.int("version") != ack.version {
-                lost.append("\(ack): HTTP \(output[2 * index + 1]) \(output[2 * index])")
-            }
-        }
+        let lost = try AcknowledgedWrite.missing(acks, from: restarted.baseURL, authFile: "\(load)/auth", store: store,
+                                                 configName: "crash-verify.curl")
         #expect(lost.isEmpty, "acknowledged writes missing or different after the restart: \(lost.prefix(10))")
 
         // The audit log survived the crash: its chain verifies through the server.

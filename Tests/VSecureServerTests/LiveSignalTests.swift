@@ -12,13 +12,7 @@ struct LiveSignalTests {
     static let secretNames = ["LOAD_A", "LOAD_B"]
     static let writers = 4
 
-    /// One acknowledged write: the version the server reported and the value sent.
-    struct Ack: Hashable, CustomStringConvertible {
-        var name: String
-        var version: Int
-        var value: String
-        var description: String { "\(name) v\(version) = \(value)" }
-    }
+    typealias Ack = AcknowledgedWrite
 
     /// `writers` shell loops, each PUTting `w<writer>-<i>` (i increasing) to one of the
     /// secrets with its own curl, recording `name version value` for every 2xx answer and the
@@ -137,25 +131,8 @@ struct LiveSignalTests {
             #expect(missing.isEmpty, "acknowledged versions of \(name) missing after the restart: \(missing)")
         }
         // Every acknowledged version, read back over one keep-alive connection.
-        let config = store.directory.file("verify.curl")
-        var lines = ["header = \"@\(store.directory.file("load/auth"))\"", "silent", "noproxy = \"*\"", "max-time = 60",
-                     "write-out = \"\\n%{http_code}\\n\""]
-        for ack in acks {
-            lines.append("url = \"\(server.baseURL)/v1/security/secrets/\(ack.name)?environment=development&version=\(ack.version)\"")
-        }
-        try (lines.joined(separator: "\n") + "\n").write(toFile: config, atomically: true, encoding: .utf8)
-        let result = try runProcess(LiveTools.curl, ["-q", "-K", config], environment: minimalEnvironment(home: store.home), timeout: 120)
-        #expect(result.status == 0, "\(result.stderr)")
-        let output = result.stdoutText.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        var bad: [String] = []
-        for (index, ack) in acks.enumerated() {
-            guard 2 * index + 1 < output.count else { bad.append("\(ack): no answer"); continue }
-            let body = output[2 * index], status = output[2 * index + 1]
-            let json = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [String: Any] ?? [:]
-            if status != "200" || json.string("value") != ack.value || json.int("version") != ack.version {
-                bad.append("\(ack): HTTP \(status) \(body)")
-            }
-        }
+        let bad = try AcknowledgedWrite.missing(acks, from: server.baseURL, authFile: store.directory.file("load/auth"), store: store,
+                                                configName: "verify.curl")
         #expect(bad.isEmpty, "acknowledged writes that do not read back: \(bad.prefix(10))")
         #expect(server.stop(signal: SIGTERM, timeout: 15) == 0)
     }
