@@ -51,6 +51,13 @@ static inline int vsecure_open_create_exclusive(const char *path, mode_t mode) {
 static inline int vsecure_open_read_nofollow(const char *path) {
     return open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 }
+/* The launch receipts file: appended to, created 0600, never through a symlink. */
+static inline int vsecure_open_append_nofollow(const char *path) {
+    return open(path, O_RDWR | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600);
+}
+static inline int vsecure_open_readwrite_nofollow(const char *path) {
+    return open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+}
 static inline int vsecure_errno(void) { return errno; }
 static inline void vsecure_set_errno(int e) { errno = e; }
 #endif

@@ -243,6 +243,9 @@ public struct AuditVerification: Sendable, Equatable {
         case truncated(lastSeq: Int64, anchoredSeq: Int64)
         /// The anchor itself is missing or does not match its MAC.
         case anchorInvalid
+        /// Launch receipt `number` (1-based) in the receipts `file`, still waiting to join the
+        /// log, does not match its MAC or is cut short (0: the file's first line).
+        case receiptDamaged(number: Int64, file: String)
     }
 
     /// Entries checked (up to the first problem).
@@ -270,6 +273,8 @@ public struct AuditVerification: Sendable, Equatable {
         case .reordered(let seq, let claims): return "entry \(seq) was reordered: the entry stored there is entry \(claims)"
         case .truncated(let last, let anchored): return "the log was cut: it ends at entry \(last), but entry \(anchored) was written"
         case .anchorInvalid: return "the log's anchor is missing or was edited"
+        case .receiptDamaged(let number, let file):
+            return "launch receipt \(number) in \(file) was edited, moved or cut short; it and the receipts after it are not in the log"
         }
     }
 }
@@ -330,6 +335,8 @@ extension AuditVerification {
             case .truncated(let last, let anchored):
                 detail = [("kind", .string("truncated")), ("seq", .int(last + 1)), ("lastSeq", .int(last)), ("anchoredSeq", .int(anchored))]
             case .anchorInvalid: detail = [("kind", .string("anchor")), ("seq", .null)]
+            case .receiptDamaged(let number, let file):
+                detail = [("kind", .string("receipt")), ("seq", .null), ("receipt", .int(number)), ("file", .string(file))]
             }
             members.append(("problem", .object(detail + [("message", .string(problemDescription))])))
         }
@@ -359,6 +366,9 @@ extension AuditVerification {
                 guard let last = int(detail, "lastSeq"), last < .max, let anchored = int(detail, "anchoredSeq") else { return nil }
                 problem = .truncated(lastSeq: last, anchoredSeq: anchored)
             case ("anchor", _): problem = .anchorInvalid
+            case ("receipt", _):
+                guard let number = int(detail, "receipt"), case .string(let file)? = detail.first(where: { $0.0 == "file" })?.1 else { return nil }
+                problem = .receiptDamaged(number: number, file: file)
             default: return nil
             }
         }

@@ -10,10 +10,11 @@ import VSecureVault
 /// joined to the audit log. Written before `execve`; if it cannot be written, the launch goes on
 /// with a warning (see `record`).
 ///
-/// The receipt is committed with `synchronous=NORMAL`: it is in the log's WAL before the
-/// program starts, so it survives the launcher or the program crashing, but a power cut in
-/// the next moments can lose it. A full sync on every launch would cost more than the rest of
-/// the launch (see docs/audit.md).
+/// The receipt goes to the log's receipts file (`ReceiptJournal`): one MAC'd, chained line
+/// appended with one `write` and no sync, which the next `vsecure` command folds into the log.
+/// It survives the launcher or the program crashing, but a power cut in the next moments can
+/// lose it (docs/audit.md). Only the first launch on a vault without a log opens the log
+/// itself, to create it and its key.
 enum LaunchReceipt {
     /// `run_` and 16 hex digits of libsodium randomness.
     static func newRunID() -> String {
@@ -35,9 +36,15 @@ enum LaunchReceipt {
                                actor: AuditEvent.Actor(user: LocalIdentity.actor(override: LauncherConsole.string("VSECURE_ACTOR"))),
                                resource: .secrets, action: .accessed, environment: environment.rawValue, items: items, details: details)
         let path = settings.auditLogPath
+        let keyPath = AuditLog.keyPath(forLog: path)
         do {
-            let log = try AuditLog.open(path: path, keyPath: AuditLog.keyPath(forLog: path), create: true, durability: .normal)
-            try log.append([event])
+            if PrivateFiles.kind(of: path) == .regular && PrivateFiles.kind(of: keyPath) == .regular {
+                try ReceiptJournal.append(event, logPath: path, keyPath: keyPath)
+            } else {
+                // No log yet (or only half of one, which `open` reports): the log's own rules apply.
+                let log = try AuditLog.open(path: path, keyPath: keyPath, create: true, durability: .normal)
+                try log.append([event])
+            }
         } catch {
             // A local vault's log is a record, not a barrier: whoever holds the key can read the
             // vault directly, and a full disk or a read-only image must not stop a program.

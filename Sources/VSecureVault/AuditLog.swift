@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLinux
 import CSQLite
 import VSecureCore
 import VSecureCrypto
@@ -24,6 +28,11 @@ public final class AuditLog {
     private let key: SecureBytes
     /// The log's random id, fixed when it was created (public: a server binds to it).
     public let logID: [UInt8]
+    /// Set when launch receipts waiting in the receipts file could not all be added to the log
+    /// (`foldReceipts`): what went wrong, for a warning. The receipts stay in their file.
+    public private(set) var receiptsNotice: String?
+    /// A receipt in the receipts file that does not check out; `verify` reports it.
+    private var damagedReceipt: Int64?
 
     /// How a commit reaches the disk. `.full` syncs the WAL on every commit (the server, and the
     /// CLI's writes); `.normal` syncs at checkpoints, so a power cut may lose the newest entries
@@ -86,7 +95,9 @@ public final class AuditLog {
             throw VSecureError(.key, "the audit log's key \(Quoted(keyPath)) is missing",
                                hint: "restore it from a backup; without it the log cannot be verified or extended")
         default:
-            return try AuditLog(path: path, key: try PrivateFiles.readKeyFile(keyPath), durability: durability)
+            let log = try AuditLog(path: path, key: try PrivateFiles.readKeyFile(keyPath), durability: durability)
+            log.foldReceipts()
+            return log
         }
     }
 
@@ -200,31 +211,95 @@ public final class AuditLog {
     public func append(_ events: [AuditEvent]) throws(VSecureError) -> [Int64] {
         guard !events.isEmpty else { return [] }
         let numbers = try db.transaction(immediate: true) { () throws(VSecureError) -> [Int64] in
-            var (seq, mac) = try head()
-            var numbers: [Int64] = []
-            numbers.reserveCapacity(events.count)
-            let insert = """
-                INSERT INTO audit_entries(seq, time, resource, action, result, actor, environment, name, event, mac)
-                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-                """
-            for event in events {
-                seq += 1
-                let text = event.storedJSON(seq: seq)
-                mac = Self.entryMAC(key: key, logID: logID, previous: mac, seq: seq, event: text)
-                try db.prepare(insert).bind(1, seq).bind(2, event.time.secondsSinceEpoch).bind(3, event.resource.rawValue)
-                    .bind(4, event.action.rawValue).bind(5, event.outcome.rawValue).bind(6, event.actor.user)
-                    .bind(7, event.environment).bind(8, event.name).bind(9, utf8: text).bind(10, blob: mac).run()
-                numbers.append(seq)
-            }
-            try db.prepare("UPDATE audit_anchor SET seq = ?1, mac = ?2, anchor_mac = ?3 WHERE id = 1")
-                .bind(1, seq).bind(2, blob: mac).bind(3, blob: Self.anchorMAC(key: key, logID: logID, seq: seq, mac: mac)).run()
-            return numbers
+            try insert(events)
         }
         if durability == .normal, fileSize(path + "-wal") > Self.launchWALLimit {
             // Best effort: a busy log is folded by a later launch or by the next `vsecure` command.
             try? db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         }
         return numbers
+    }
+
+    /// Chains and inserts `events` after the head; inside a write transaction.
+    private func insert(_ events: [AuditEvent]) throws(VSecureError) -> [Int64] {
+        var (seq, mac) = try head()
+        var numbers: [Int64] = []
+        numbers.reserveCapacity(events.count)
+        let sql = """
+            INSERT INTO audit_entries(seq, time, resource, action, result, actor, environment, name, event, mac)
+            VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
+            """
+        for event in events {
+            seq += 1
+            let text = event.storedJSON(seq: seq)
+            mac = Self.entryMAC(key: key, logID: logID, previous: mac, seq: seq, event: text)
+            try db.prepare(sql).bind(1, seq).bind(2, event.time.secondsSinceEpoch).bind(3, event.resource.rawValue)
+                .bind(4, event.action.rawValue).bind(5, event.outcome.rawValue).bind(6, event.actor.user)
+                .bind(7, event.environment).bind(8, event.name).bind(9, utf8: text).bind(10, blob: mac).run()
+            numbers.append(seq)
+        }
+        try db.prepare("UPDATE audit_anchor SET seq = ?1, mac = ?2, anchor_mac = ?3 WHERE id = 1")
+            .bind(1, seq).bind(2, blob: mac).bind(3, blob: Self.anchorMAC(key: key, logID: logID, seq: seq, mac: mac)).run()
+        return numbers
+    }
+
+    // MARK: - Launch receipts
+
+    /// Adds the launch receipts waiting in the receipts file (`ReceiptJournal`) to the chain, in
+    /// their order, and empties the file. Receipts that do not check out are left in the file,
+    /// with every one after them, and reported by `verify`; those before them are added.
+    ///
+    /// The receipts and a marker (the file's nonce and the newest MAC added from it) commit in
+    /// one transaction, and the file is emptied after that commit, under the file's lock: if the
+    /// process dies in between, the next fold skips what the marker says is in.
+    func foldReceipts() {
+        let journal = ReceiptJournal.path(forLog: path)
+        guard fileSize(journal) > 0 else { return }
+        do {
+            try foldReceipts(from: journal)
+        } catch {
+            receiptsNotice = "launch receipts waiting in \(Quoted(journal)) were not added to the audit log: \(error.message)"
+        }
+    }
+
+    private func foldReceipts(from journal: String) throws(VSecureError) {
+        let fd = vsecure_open_readwrite_nofollow(journal)
+        guard fd >= 0 else { throw PrivateFiles.ioError("cannot open", path: journal) }
+        defer { _ = close(fd) }
+        try ReceiptJournal.lock(fd, path: journal)
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
+            throw VSecureError(.io, "\(Quoted(journal)) is not a regular file")
+        }
+        guard info.st_size > 0 else { return }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
+        let read = bytes.withUnsafeMutableBytes { buffer in pread(fd, buffer.baseAddress, buffer.count, 0) }
+        guard read == bytes.count else { throw PrivateFiles.ioError("cannot read", path: journal) }
+        let contents = ReceiptJournal.parse(bytes, key: key)
+        let marker = "receipts:" + hexString(contents.nonce)
+        var pending = contents.receipts[...]
+        if !contents.nonce.isEmpty {
+            let statement = try db.prepare("SELECT value FROM audit_meta WHERE key = ?1")
+            statement.bind(1, marker)
+            if try statement.step() {
+                let done = statement.blob(0)
+                if let last = pending.firstIndex(where: { $0.mac == done }) { pending = pending[(last + 1)...] }
+            }
+        }
+        if let newest = pending.last {
+            try db.transaction(immediate: true) { () throws(VSecureError) in
+                _ = try insert(pending.map(\.event))
+                try db.prepare("INSERT OR REPLACE INTO audit_meta(key, value) VALUES (?1, ?2)")
+                    .bind(1, marker).bind(2, blob: newest.mac).run()
+            }
+        }
+        if let damaged = contents.damagedAt {
+            damagedReceipt = damaged
+            receiptsNotice = "launch receipt \(damaged) in \(Quoted(journal)) was edited, moved or cut short; it and the receipts after it stay there, out of the log"
+            return
+        }
+        // Everything is in the log: start the file afresh (the next launch writes a new nonce).
+        guard ftruncate(fd, 0) == 0 else { throw PrivateFiles.ioError("cannot empty", path: journal) }
     }
 
     // MARK: - Reading
@@ -340,6 +415,7 @@ public final class AuditLog {
         do { anchor = try head() } catch { return result(.anchorInvalid) }
         if anchor.seq > expected - 1 { return result(.truncated(lastSeq: expected - 1, anchoredSeq: anchor.seq)) }
         if anchor.seq < expected - 1 || !Self.equal(anchor.mac, previous) { return result(.anchorInvalid) }
+        if let damagedReceipt { return result(.receiptDamaged(number: damagedReceipt, file: ReceiptJournal.path(forLog: path))) }
         return result(nil)
     }
 }

@@ -29,7 +29,12 @@ struct VaultOptions: ParsableArguments {
 
     func openAuditLog(create: Bool) throws(VSecureError) -> AuditLog {
         let path = auditLogPath
-        return try AuditLog.open(path: path, keyPath: AuditLog.keyPath(forLog: path), create: create)
+        let log = try AuditLog.open(path: path, keyPath: AuditLog.keyPath(forLog: path), create: create)
+        if let notice = log.receiptsNotice {
+            Console.warning(notice)
+            Console.hint("`vsecure audit:verify` reports it; docs/audit.md tells what to do")
+        }
+        return log
     }
 
     func open() throws(VSecureError) -> LocalVault {
