@@ -5,14 +5,23 @@ func hexByte(_ byte: UInt8) -> String {
 }
 
 /// Lower-case hex of public bytes (ids, fingerprints, nonces). Never used for secret bytes.
+/// Inlinable, so each caller gets a version specialised for its collection (the generic one
+/// resolved the collection's witnesses at run time, a measurable part of a launch).
+@inlinable
 public func hexString<C: Collection>(_ bytes: C) -> String where C.Element == UInt8 {
     var out: [UInt8] = []
     out.reserveCapacity(bytes.count * 2)
     for byte in bytes {
-        out.append(hexDigits[Int(byte >> 4)])
-        out.append(hexDigits[Int(byte & 0x0F)])
+        out.append(hexDigit(byte >> 4))
+        out.append(hexDigit(byte & 0x0F))
     }
     return String(decoding: out, as: UTF8.self)
+}
+
+/// The lower-case hex digit of a nibble (0...15).
+@inlinable
+func hexDigit(_ nibble: UInt8) -> UInt8 {
+    nibble < 10 ? 0x30 + nibble : 0x57 + nibble
 }
 
 /// Parses lower- or upper-case hex; nil when malformed.
