@@ -203,6 +203,12 @@ long vs_curl_status(vs_curl *h) {
     return status;
 }
 
+long long vs_curl_retry_after(vs_curl *h) {
+    curl_off_t seconds = 0;
+    if (api.easy_getinfo(h->curl, CURLINFO_RETRY_AFTER, &seconds) != CURLE_OK || seconds < 0) return 0;
+    return (long long)seconds;
+}
+
 const char *vs_curl_error_text(int code) {
     return api.easy_strerror ? api.easy_strerror((CURLcode)code) : "libcurl is not loaded";
 }

@@ -33,6 +33,8 @@ enum HTTPExchange {
     struct Response {
         var status: Int
         var body: LockedBuffer
+        /// The answer's `Retry-After`, in seconds (0 when there is none).
+        var retryAfterSeconds = 0
     }
 
     static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String] = [],
@@ -67,17 +69,24 @@ enum HTTPExchange {
                 throw VSecureError(.remoteUnreachable, "no answer from \(endpoint.baseURL) within \(endpoint.timeoutMilliseconds) ms")
             }
             let outcome = try once(endpoint, method: method, path: path, headers: headers, body: body, timeoutMilliseconds: remaining)
+            // 100 ms, 200 ms… plus up to 100 ms of jitter, never past the deadline.
+            var pause = 100 << (attempt - 1) + Int(Sodium.randomUniform(100))
+            let left = endpoint.timeoutMilliseconds - (monotonicMilliseconds() - start) - 1
             switch outcome {
             case .response(let response) where response.status == 429 || response.status == 503:
                 guard attempt < 3 else { return response }
+                // The server said when to come back: not sooner; and if that is past the
+                // deadline, its answer is final now rather than after a wait that cannot pay off.
+                if response.retryAfterSeconds > 0 {
+                    guard response.retryAfterSeconds < left / 1000 + 1, response.retryAfterSeconds * 1000 < left else { return response }
+                    pause = max(pause, response.retryAfterSeconds * 1000)
+                }
             case .response(let response):
                 return response
             case .transportFailure(let error, let retryable):
                 guard retryable, attempt < 3 else { throw error }
             }
-            // 100 ms, 200 ms… plus up to 100 ms of jitter, never past the deadline.
-            let pause = min(100 << (attempt - 1) + Int(Sodium.randomUniform(100)),
-                            endpoint.timeoutMilliseconds - (monotonicMilliseconds() - start) - 1)
+            pause = min(pause, left)
             if pause > 0 { usleep(useconds_t(pause * 1000)) }
         }
     }
@@ -146,7 +155,8 @@ enum HTTPExchange {
                 return .transportFailure(VSecureError(.remoteUnreachable, "request to \(endpoint.baseURL) failed: \(text)"), retryable: false)
             }
         }
-        return .response(Response(status: vs_curl_status(handle), body: buffer))
+        return .response(Response(status: vs_curl_status(handle), body: buffer,
+                                  retryAfterSeconds: Int(clamping: vs_curl_retry_after(handle))))
     }
 
     static func monotonicMilliseconds() -> Int {

@@ -23,6 +23,8 @@ final class FaultyHTTPServer: @unchecked Sendable {
         case storm500
         /// Every request: 429 with `Retry-After: 1`.
         case storm429
+        /// Every request: 429 with `Retry-After: 3600`, far past any launch's timeout.
+        case storm429Later
         /// Every request: 503 (retryable), each after 1.2 s.
         case slow503
     }
@@ -172,6 +174,9 @@ final class FaultyHTTPServer: @unchecked Sendable {
         case .storm429:
             _ = send(fd, Self.answer("429 Too Many Requests", "Retry-After: 1\r\n",
                                      body: #"{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"slow down","details":{"retryAfterSeconds":"1"}}}"#))
+        case .storm429Later:
+            _ = send(fd, Self.answer("429 Too Many Requests", "Retry-After: 3600\r\n",
+                                     body: #"{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"come back in an hour","details":{"retryAfterSeconds":"3600"}}}"#))
         case .slow503:
             guard pause(1.2) else { return }
             _ = send(fd, Self.answer("503 Service Unavailable", "Retry-After: 0\r\n",

@@ -8,7 +8,8 @@ import TestSupport
 /// ends with exit 13 (docs/launcher.md) within the timeout plus 10% (and a fixed allowance for
 /// starting a debug binary on a busy machine), never before the timeout when the server merely
 /// stalls, and never with the program started. Retries (connection failures, 18/52/56, 429, 503;
-/// at most three attempts) share the one deadline.
+/// at most three attempts) share the one deadline, wait at least as long as a Retry-After asks,
+/// and are not made when that is past the deadline.
 @Suite("vsecure-run: remote faults end within the timeout", .serialized)
 struct RemoteTimeoutTests {
     static let timeout = 3.0
@@ -17,7 +18,7 @@ struct RemoteTimeoutTests {
     static let startAllowance = 0.5
 
     enum Fault: String, CaseIterable, Sendable, CustomTestStringConvertible {
-        case refused, stall, silentListener, drip, garbage, truncated, slowTruncated, storm500, storm429, slow503
+        case refused, stall, silentListener, drip, garbage, truncated, slowTruncated, storm500, storm429, storm429Later, slow503
 
         var testDescription: String { rawValue }
 
@@ -34,7 +35,7 @@ struct RemoteTimeoutTests {
             case .garbage: return "failed"
             case .truncated: return "broke"
             case .storm500: return "answered 500"
-            case .storm429: return "answered 429"
+            case .storm429, .storm429Later: return "answered 429"
             }
         }
 
@@ -42,7 +43,8 @@ struct RemoteTimeoutTests {
         var attempts: ClosedRange<Int>? {
             switch self {
             case .refused, .silentListener: return nil
-            case .stall, .drip, .garbage, .storm500: return 1...1
+            // A Retry-After past the deadline: the answer is final at once, no retry.
+            case .stall, .drip, .garbage, .storm500, .storm429Later: return 1...1
             case .truncated, .storm429: return 3...3
             // Each attempt takes 1.2 s: the deadline cuts the third short, or leaves no time for it.
             case .slowTruncated, .slow503: return 2...3
@@ -83,6 +85,11 @@ struct RemoteTimeoutTests {
                 "\(fault.rawValue): took \(elapsed) s, more than \(Self.timeout) s + 10% + \(Self.startAllowance) s")
         if fault.runsIntoTheDeadline {
             #expect(elapsed >= Self.timeout * 0.9, "\(fault.rawValue): gave up after \(elapsed) s, before the \(Self.timeout) s timeout")
+        }
+        if fault == .storm429 {
+            // Retry-After: 1 is honoured: two waits of a second before the second and third tries
+            // (backoff alone would have waited 0.1–0.5 s in all).
+            #expect(elapsed >= 1.9, "storm429: retried after \(elapsed) s in all, sooner than Retry-After allows")
         }
         if let expected = fault.attempts, let connections {
             #expect(expected.contains(connections), "\(fault.rawValue): \(connections) connections, expected \(expected)")

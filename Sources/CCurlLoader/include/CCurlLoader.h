@@ -37,6 +37,8 @@ int vs_curl_set_method(vs_curl *handle, const char *method);
 
 int vs_curl_perform(vs_curl *handle);
 long vs_curl_status(vs_curl *handle);
+/* The answer's Retry-After in seconds (a date is turned into seconds from now); 0 when absent. */
+long long vs_curl_retry_after(vs_curl *handle);
 const char *vs_curl_error_text(int code);
 /* The error buffer libcurl fills on failure (empty when none). */
 const char *vs_curl_error_detail(vs_curl *handle);
