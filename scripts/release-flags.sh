@@ -11,6 +11,9 @@
 # linked in, vsecure-run needs only libc and libm (docs/benchmarks.md has the figures).
 # The price: a security update of these libraries reaches the binaries only when they are
 # rebuilt (run ./install.sh again after `apt-get upgrade`).
+# --disable-local-rpath: SwiftPM's default `$ORIGIN` run path sends the dynamic loader through a
+#   dozen directories beside the binary (glibc-hwcaps/…, tls/…) before it finds libc and libm;
+#   with the Swift runtime linked in, nothing is ever loaded from there.
 # When an archive is missing the shared library is used, and a note says so on stderr.
 # Usage: scripts/release-flags.sh [BUILD_DIR]   (default .build; the link directory goes inside it)
 set -euo pipefail
@@ -45,4 +48,4 @@ gcc_file() { # FILE: its path, or nothing
 }
 link_archive stdc++ "$(gcc_file libstdc++.a)"
 link_archive gcc_s "$(gcc_file libgcc_eh.a)"
-printf '%s\n' --static-swift-stdlib -Xlinker "-L$links"
+printf '%s\n' --static-swift-stdlib --disable-local-rpath -Xlinker "-L$links"
