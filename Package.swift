@@ -108,6 +108,7 @@ if Context.environment["VSECURE_FUZZ"] == "1" {
         ("FuzzDotenv", ["VSecureCore"]),
         ("FuzzVaultRow", ["VSecureVault", "VSecureCrypto", "VSecureCore", "CSQLite"]),
         ("FuzzAudit", ["VSecureCore"]),
+        ("FuzzReceipts", ["VSecureVault", "VSecureCrypto", "VSecureCore"]),
     ]
     for (name, dependencies) in fuzzTargets {
         package.targets.append(.executableTarget(name: name, dependencies: dependencies, path: "Fuzz/\(name)"))
