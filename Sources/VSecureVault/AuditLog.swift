@@ -78,6 +78,12 @@ public final class AuditLog {
     /// error: one of them was removed, and starting afresh would hide that.
     public static func open(path: String, keyPath: String, create: Bool,
                             durability: Durability = .full) throws(VSecureError) -> AuditLog {
+        try open(path: path, keyPath: keyPath, create: create, durability: durability, receiptsSlice: receiptsSlice)
+    }
+
+    /// `open`, reading waiting launch receipts in slices of `receiptsSlice` bytes (tests use small ones).
+    static func open(path: String, keyPath: String, create: Bool, durability: Durability,
+                     receiptsSlice: Int) throws(VSecureError) -> AuditLog {
         let logKind = PrivateFiles.kind(of: path), keyKind = PrivateFiles.kind(of: keyPath)
         for (file, kind) in [(path, logKind), (keyPath, keyKind)] where kind == .symlink || kind == .directory || kind == .other {
             throw VSecureError(.io, "\(Quoted(file)) is not a regular file; refusing to use it for the audit log")
@@ -96,7 +102,7 @@ public final class AuditLog {
                                hint: "restore it from a backup; without it the log cannot be verified or extended")
         default:
             let log = try AuditLog(path: path, key: try PrivateFiles.readKeyFile(keyPath), durability: durability)
-            log.foldReceipts()
+            log.foldReceipts(slice: receiptsSlice)
             return log
         }
     }
@@ -249,20 +255,25 @@ public final class AuditLog {
     /// their order, and empties the file. Receipts that do not check out are left in the file,
     /// with every one after them, and reported by `verify`; those before them are added.
     ///
-    /// The receipts and a marker (the file's nonce and the newest MAC added from it) commit in
-    /// one transaction, and the file is emptied after that commit, under the file's lock: if the
-    /// process dies in between, the next fold skips what the marker says is in.
-    func foldReceipts() {
+    /// The file is read in slices of at most `slice` bytes, each folded in one
+    /// transaction together with a marker (for the file's nonce: how many of its receipts are in
+    /// the log, and the newest one's MAC), and the file is emptied after the last commit, all
+    /// under the file's lock: if the process dies in between, the next fold skips what the
+    /// marker says is in.
+    func foldReceipts(slice: Int) {
         let journal = ReceiptJournal.path(forLog: path)
         guard fileSize(journal) > 0 else { return }
         do {
-            try foldReceipts(from: journal)
+            try foldReceipts(from: journal, slice: slice)
         } catch {
             receiptsNotice = "launch receipts waiting in \(Quoted(journal)) were not added to the audit log: \(error.message)"
         }
     }
 
-    private func foldReceipts(from journal: String) throws(VSecureError) {
+    /// A receipt is a few KiB at most; a slice holds thousands.
+    static let receiptsSlice = 8 << 20
+
+    private func foldReceipts(from journal: String, slice sliceBytes: Int) throws(VSecureError) {
         let fd = vsecure_open_readwrite_nofollow(journal)
         guard fd >= 0 else { throw PrivateFiles.ioError("cannot open", path: journal) }
         defer { _ = close(fd) }
@@ -271,35 +282,65 @@ public final class AuditLog {
         guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG else {
             throw VSecureError(.io, "\(Quoted(journal)) is not a regular file")
         }
-        guard info.st_size > 0 else { return }
-        var bytes = [UInt8](repeating: 0, count: Int(info.st_size))
-        let read = bytes.withUnsafeMutableBytes { buffer in pread(fd, buffer.baseAddress, buffer.count, 0) }
-        guard read == bytes.count else { throw PrivateFiles.ioError("cannot read", path: journal) }
-        let contents = ReceiptJournal.parse(bytes, key: key)
-        let marker = "receipts:" + hexString(contents.nonce)
-        var pending = contents.receipts[...]
-        if !contents.nonce.isEmpty {
-            let statement = try db.prepare("SELECT value FROM audit_meta WHERE key = ?1")
-            statement.bind(1, marker)
-            if try statement.step() {
-                let done = statement.blob(0)
-                if let last = pending.firstIndex(where: { $0.mac == done }) { pending = pending[(last + 1)...] }
+        let size = Int(info.st_size)
+        var reader = ReceiptJournal.Reader(key: key)
+        var offset = 0
+        // From the marker: how many of this file's receipts are in the log already.
+        var folded: (count: Int64, mac: [UInt8])?
+        var marker = ""
+        while offset < size, reader.damagedAt == nil {
+            var slice = [UInt8](repeating: 0, count: min(sliceBytes, size - offset))
+            let read = slice.withUnsafeMutableBytes { buffer in pread(fd, buffer.baseAddress, buffer.count, off_t(offset)) }
+            guard read == slice.count else { throw PrivateFiles.ioError("cannot read", path: journal) }
+            guard let end = slice.lastIndex(of: UInt8(ascii: "\n")) else {
+                // The file ends in a cut line, or holds a line longer than a slice: no receipt is that long.
+                reader.cutShort()
+                break
             }
-        }
-        if let newest = pending.last {
+            let hadNonce = reader.nonce != nil
+            var receipts = reader.read(slice[..<end].split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false))
+            offset += end + 1
+            if !hadNonce, let nonce = reader.nonce {
+                marker = "receipts:" + hexString(nonce)
+                let statement = try db.prepare("SELECT value FROM audit_meta WHERE key = ?1")
+                statement.bind(1, marker)
+                if try statement.step() {
+                    let value = statement.blob(0)
+                    guard value.count == 8 + HMACSHA256.macBytes else { throw markerError(journal) }
+                    folded = (value.prefix(8).reduce(Int64(0)) { $0 << 8 | Int64($1) }, Array(value.dropFirst(8)))
+                }
+            }
+            // Receipts `first...` of this slice are numbered from `reader.count - receipts.count + 1`.
+            let firstNumber = reader.count - Int64(receipts.count) + 1
+            if let folded, folded.count >= firstNumber {
+                let skip = Int(min(folded.count - firstNumber + 1, Int64(receipts.count)))
+                // The marker's receipt must be the one in the file, or the file is not the one folded before.
+                if folded.count < firstNumber + Int64(receipts.count), receipts[skip - 1].mac != folded.mac {
+                    throw markerError(journal)
+                }
+                receipts.removeFirst(skip)
+            }
+            guard let newest = receipts.last else { continue }
+            // Every receipt read so far is in the log once this commits.
+            let total = reader.count
             try db.transaction(immediate: true) { () throws(VSecureError) in
-                _ = try insert(pending.map(\.event))
-                try db.prepare("INSERT OR REPLACE INTO audit_meta(key, value) VALUES (?1, ?2)")
-                    .bind(1, marker).bind(2, blob: newest.mac).run()
+                _ = try insert(receipts.map(\.event))
+                let value = withUnsafeBytes(of: total.bigEndian) { Array($0) } + newest.mac
+                try db.prepare("INSERT OR REPLACE INTO audit_meta(key, value) VALUES (?1, ?2)").bind(1, marker).bind(2, blob: value).run()
             }
         }
-        if let damaged = contents.damagedAt {
+        if let damaged = reader.damagedAt {
             damagedReceipt = damaged
             receiptsNotice = "launch receipt \(damaged) in \(Quoted(journal)) was edited, moved or cut short; it and the receipts after it stay there, out of the log"
             return
         }
         // Everything is in the log: start the file afresh (the next launch writes a new nonce).
         guard ftruncate(fd, 0) == 0 else { throw PrivateFiles.ioError("cannot empty", path: journal) }
+    }
+
+    private func markerError(_ journal: String) -> VSecureError {
+        VSecureError(.integrity, "the audit log's record of the receipts already added from \(Quoted(journal)) does not match the file",
+                     hint: "run `vsecure audit:verify`; keep the receipts file as evidence and move it away")
     }
 
     // MARK: - Reading

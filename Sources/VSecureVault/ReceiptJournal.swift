@@ -103,52 +103,65 @@ public enum ReceiptJournal {
 
     // MARK: - Reading (the folder)
 
-    /// What a receipts file holds: its nonce, its receipts (event bytes and MAC, in order), and
-    /// the first problem, if any (the receipts before it are good).
-    struct Contents {
-        var nonce: [UInt8] = []
-        var receipts: [(event: AuditEvent, mac: [UInt8])] = []
-        /// The 1-based number of the first receipt that does not check out (0: the first line).
-        var damagedAt: Int64?
-    }
+    /// Reads a receipts file line by line, checking each receipt's MAC against the one before;
+    /// it stops at the first line that does not check out. Lines come in batches (the folder
+    /// reads the file in bounded slices), each line without its "\n".
+    struct Reader {
+        let key: SecureBytes
+        /// The file's nonce, once the first line was read.
+        private(set) var nonce: [UInt8]?
+        /// Receipts read so far that checked out.
+        private(set) var count: Int64 = 0
+        /// The number (1-based) of the first receipt that does not check out; 0: the first line.
+        private(set) var damagedAt: Int64?
+        private var previous: [UInt8] = []
 
-    /// Parses and checks `bytes`, the whole file, with `key`.
-    static func parse(_ bytes: [UInt8], key: SecureBytes) -> Contents {
-        var contents = Contents()
-        var lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
-        // A file that ends in "\n" splits into one more, empty, piece; anything else is a cut line.
-        if lines.last?.isEmpty == true { lines.removeLast() } else if !lines.isEmpty {
-            contents.damagedAt = Int64(lines.count - 1)
-            lines.removeLast()
-        }
-        guard let header = lines.first else { return contents }
-        let magicBytes = Array(magic.utf8)
-        guard header.starts(with: magicBytes),
-              let nonce = bytesFromHex(String(decoding: header.dropFirst(magicBytes.count), as: UTF8.self)), nonce.count == 16 else {
-            contents.damagedAt = 0
-            return contents
-        }
-        contents.nonce = nonce
-        var previous = chainStart(key: key, nonce: nonce)
-        for (index, line) in lines.dropFirst().enumerated() {
-            let number = Int64(index + 1)
-            guard line.count > macHexDigits + 1, line[line.endIndex - macHexDigits - 1] == UInt8(ascii: " "),
-                  let mac = bytesFromHex(String(decoding: line.suffix(macHexDigits), as: UTF8.self)) else {
-                contents.damagedAt = number
-                return contents
+        init(key: SecureBytes) { self.key = key }
+
+        /// The receipts among `lines` that check out, in order, up to the first that does not.
+        mutating func read<Lines: Sequence>(_ lines: Lines) -> [(event: AuditEvent, mac: [UInt8])]
+        where Lines.Element == ArraySlice<UInt8> {
+            var receipts: [(event: AuditEvent, mac: [UInt8])] = []
+            for line in lines {
+                guard damagedAt == nil else { break }
+                guard nonce != nil else {
+                    let magicBytes = Array(ReceiptJournal.magic.utf8)
+                    guard line.starts(with: magicBytes),
+                          let found = bytesFromHex(String(decoding: line.dropFirst(magicBytes.count), as: UTF8.self)), found.count == 16 else {
+                        damagedAt = 0
+                        break
+                    }
+                    nonce = found
+                    previous = chainStart(key: key, nonce: found)
+                    continue
+                }
+                guard let receipt = check(line) else {
+                    damagedAt = count + 1
+                    break
+                }
+                receipts.append(receipt)
+                previous = receipt.mac
+                count += 1
             }
+            return receipts
+        }
+
+        /// Marks the receipt after the last one read as damaged: the file ends in a cut line.
+        mutating func cutShort() {
+            if damagedAt == nil { damagedAt = nonce == nil ? 0 : count + 1 }
+        }
+
+        private func check(_ line: ArraySlice<UInt8>) -> (event: AuditEvent, mac: [UInt8])? {
+            guard line.count > macHexDigits + 1, line[line.endIndex - macHexDigits - 1] == UInt8(ascii: " "),
+                  let mac = bytesFromHex(String(decoding: line.suffix(macHexDigits), as: UTF8.self)) else { return nil }
             let json = Array(line.dropLast(macHexDigits + 1))
             let expected = receiptMAC(key: key, previous: previous, event: json)
             // The MAC checks the bytes; reading them back must give the same bytes, or the event
             // would enter the log other than as it was written.
             guard expected.withUnsafeBytes({ a in mac.withUnsafeBytes { b in Sodium.constantTimeEqual(a, b) } }),
-                  let value = try? JSONParser.parse(json), let event = AuditEvent(json: value), event.storedJSON(seq: 0) == json else {
-                contents.damagedAt = number
-                return contents
-            }
-            contents.receipts.append((event, mac))
-            previous = mac
+                  let value = try? JSONParser.parse(json), let event = AuditEvent(json: value), event.storedJSON(seq: 0) == json
+            else { return nil }
+            return (event, mac)
         }
-        return contents
     }
 }

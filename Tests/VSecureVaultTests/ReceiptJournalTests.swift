@@ -106,6 +106,27 @@ struct ReceiptJournalTests {
         #expect(try log.verify().isIntact)
     }
 
+    @Test("read in small slices, receipts fold the same: in order, once, also after a fold that died before emptying the file")
+    func slices() throws {
+        let fixture = try Fixture()
+        try fixture.launch(1...20)
+        let saved = try Data(contentsOf: URL(fileURLWithPath: fixture.journal))
+        #expect(saved.count > 3 * 1500, "each slice must hold only a few receipts")
+        let log = try AuditLog.open(path: fixture.path, keyPath: fixture.keyPath, create: false, durability: .full, receiptsSlice: 1500)
+        #expect(log.receiptsNotice == nil)
+        #expect(try fixture.runIDs(log) == (1...20).map { "run_\(String(format: "%016x", $0))" })
+        #expect(try log.verify().isIntact)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: fixture.journal)).isEmpty)
+        // The file comes back whole, as after a crash between the last commit and emptying it,
+        // and more launches add to it: only the new ones are added, whatever the slices.
+        try saved.write(to: URL(fileURLWithPath: fixture.journal))
+        try fixture.launch(21...25)
+        let again = try AuditLog.open(path: fixture.path, keyPath: fixture.keyPath, create: false, durability: .full, receiptsSlice: 2100)
+        #expect(again.receiptsNotice == nil)
+        #expect(try fixture.runIDs(again) == (1...25).map { "run_\(String(format: "%016x", $0))" })
+        #expect(try again.verify().isIntact)
+    }
+
     @Test("an edited, removed or moved receipt is reported at its number; those before it reach the log, it and the rest stay in the file")
     func tampering() throws {
         for damage in ["edited", "removed", "moved", "cut"] {
