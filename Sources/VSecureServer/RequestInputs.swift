@@ -1,10 +1,27 @@
 import Hummingbird
+import HummingbirdCore
 import VSecureCore
 
 /// Reading names, environments and numbers out of paths and query strings, with API errors.
 extension Request {
     func query(_ name: String) -> String? {
-        uri.queryParameters.get(name).flatMap { $0.isEmpty ? nil : $0 }
+        uri.queryParameters.query(name)
+    }
+
+    func queryInt(_ name: String, range: ClosedRange<Int>) throws -> Int? {
+        try uri.queryParameters.queryInt(name, range: range)
+    }
+
+    func queryBool(_ name: String) throws -> Bool {
+        try uri.queryParameters.queryBool(name)
+    }
+}
+
+/// The same over a query string parsed once (`request.uri.queryParameters` parses it again on
+/// every use), for routes that read several parameters.
+extension FlatDictionary<Substring, Substring> {
+    func query(_ name: String) -> String? {
+        get(name).flatMap { $0.isEmpty ? nil : $0 }
     }
 
     func queryInt(_ name: String, range: ClosedRange<Int>) throws -> Int? {

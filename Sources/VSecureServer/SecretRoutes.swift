@@ -127,10 +127,11 @@ struct SecretRoutes {
 
     @Sendable func get(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
-        let environment = try service.environment(request.query("environment"))
+        let query = request.uri.queryParameters
+        let environment = try service.environment(query.query("environment"))
         try await context.authorize(.read, environment: environment, name: name, service: service)
-        let version = try request.queryInt("version", range: 1...Int(Int32.max))
-        let allowExpired = try request.queryBool("allowExpired")
+        let version = try query.queryInt("version", range: 1...Int(Int32.max))
+        let allowExpired = try query.queryBool("allowExpired")
         let (body, currentVersion) = try service.readSecret(environment: environment, name: name, version: version,
                                                             allowExpired: allowExpired)
         try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, name: name.rawValue,
