@@ -6,10 +6,15 @@ import VSecureCrypto
 /// is authenticated and authorized without a query and without waiting for the store's actor;
 /// any thread may call `authenticate`.
 ///
-/// Before every check it asks its own read connection for `PRAGMA data_version`, which changes
-/// whenever any other connection has committed to `server.db`: this server's own writes (create,
-/// rotate, revoke) and another process's alike. It then reloads the whole table, so a revoked
-/// or rotated token is refused on the very next request, whoever changed it.
+/// Before every check it looks for a commit to `server.db` by any connection: this server's own
+/// writes (create, rotate, revoke) and another process's alike. It then reloads the whole table,
+/// so a revoked or rotated token is refused on the very next request, whoever changed it.
+///
+/// The look is a comparison of the WAL index header (48 bytes of the shared `-shm` page, which
+/// every commit rewrites before it returns) with the copy taken at the previous check; only when
+/// it differs does the table ask its read connection for `PRAGMA data_version`, which needs a
+/// read transaction (two `fcntl` locks). Without a shared index (exclusive locking after a full
+/// disk) it asks on every check, as before.
 public final class APIKeyTable: Sendable {
     private struct Entry {
         var key: ServerRegistry.APIKey
@@ -19,6 +24,9 @@ public final class APIKeyTable: Sendable {
     private struct State {
         let reader: SQLiteDatabase
         var dataVersion: Int64?
+        /// The reader's shared WAL index, and its header as of the last `PRAGMA data_version`.
+        var walIndex: UnsafeRawPointer?
+        var walHeader: WALIndexHeader?
         var entries: [String: Entry] = [:]
         var access = AccessSnapshot.empty
     }
@@ -31,6 +39,7 @@ public final class APIKeyTable: Sendable {
     init(path: String, hashKey: SecureBytes) throws(VSecureError) {
         var initial = State(reader: try SQLiteDatabase(path: path, create: false, readOnly: true))
         try Self.reloadIfChanged(&initial)
+        initial.walIndex = initial.reader.sharedWALIndex()
         state = Mutex(initial)
         self.hashKey = hashKey
         decoyHash = Sodium.randomBytes(32)
@@ -69,6 +78,12 @@ public final class APIKeyTable: Sendable {
     /// The data version first, then the rows: a commit in between makes the next check reload
     /// again, never leaves the table behind.
     private static func reloadIfChanged(_ state: inout State) throws(VSecureError) {
+        if let index = state.walIndex {
+            // Taken before the data version: a commit in between changes the header again.
+            let header = WALIndexHeader(index)
+            guard header != state.walHeader else { return }
+            state.walHeader = header
+        }
         let version = try state.reader.scalarInt("PRAGMA data_version")
         guard version != state.dataVersion else { return }
         let statement = try state.reader.prepare("""
@@ -82,6 +97,24 @@ public final class APIKeyTable: Sendable {
         state.entries = entries
         state.access = try AccessSnapshot.load(state.reader)
         state.dataVersion = version
+    }
+}
+
+/// The first copy of SQLite's WAL index header (`WalIndexHdr`, 48 bytes at the start of the
+/// `-shm` file). A torn read, taken while a commit rewrites it, differs from both the old and the
+/// new header, so it only costs one more `PRAGMA data_version`.
+struct WALIndexHeader: Equatable {
+    var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
+
+    init(_ index: UnsafeRawPointer) {
+        words = (index.loadUnaligned(fromByteOffset: 0, as: UInt64.self), index.loadUnaligned(fromByteOffset: 8, as: UInt64.self),
+                 index.loadUnaligned(fromByteOffset: 16, as: UInt64.self), index.loadUnaligned(fromByteOffset: 24, as: UInt64.self),
+                 index.loadUnaligned(fromByteOffset: 32, as: UInt64.self), index.loadUnaligned(fromByteOffset: 40, as: UInt64.self))
+    }
+
+    static func == (a: Self, b: Self) -> Bool {
+        a.words.0 == b.words.0 && a.words.1 == b.words.1 && a.words.2 == b.words.2 && a.words.3 == b.words.3
+            && a.words.4 == b.words.4 && a.words.5 == b.words.5
     }
 }
 

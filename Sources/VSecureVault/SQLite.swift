@@ -182,6 +182,28 @@ final class SQLiteDatabase {
         return statement.int64(0)
     }
 
+    /// The first page of the WAL index this connection shares with every connection to the
+    /// database, in this process or another (the `-shm` file, as SQLite maps it): its header
+    /// (`WalIndexHdr`: frame count, change counter, salts) is rewritten by every commit before
+    /// the commit returns, so comparing it is a change check that takes no lock. nil unless the
+    /// database is in WAL mode with a shared index (not under exclusive locking, which keeps the
+    /// index in private memory). Call after a first read; valid while this connection is open,
+    /// for reading only.
+    func sharedWALIndex() -> UnsafeRawPointer? {
+        func pragma(_ sql: String) -> String? {
+            guard let statement = try? prepare(sql), (try? statement.step()) == true else { return nil }
+            return statement.text(0).lowercased()
+        }
+        guard pragma("PRAGMA journal_mode") == "wal", pragma("PRAGMA locking_mode") == "normal" else { return nil }
+        var file: UnsafeMutablePointer<sqlite3_file>?
+        guard sqlite3_file_control(handle, "main", SQLITE_FCNTL_FILE_POINTER, &file) == SQLITE_OK, let file,
+              let methods = file.pointee.pMethods, methods.pointee.iVersion >= 2, let map = methods.pointee.xShmMap else { return nil }
+        // Region 0 at SQLite's own WAL-index page size (WALINDEX_PGSZ), without extending the file.
+        var region: UnsafeMutableRawPointer?
+        guard map(file, 0, 32_768, 0, &region) == SQLITE_OK, let region else { return nil }
+        return UnsafeRawPointer(region)
+    }
+
     static func error(_ rc: Int32, db: OpaquePointer?, path: String, context: String) -> VSecureError {
         let primary = rc & 0xFF
         let detail = db.map { String(cString: sqlite3_errmsg($0)) } ?? String(cString: sqlite3_errstr(rc))
