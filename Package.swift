@@ -29,6 +29,8 @@ let package = Package(
         // when a remote source is used, so this module must never be linked into it.
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         .systemLibrary(name: "CLinux"),
+        // Swift concurrency's global-executor hook, for the server (see GlobalExecutor.swift).
+        .systemLibrary(name: "CConcurrencyHook"),
 
         .target(name: "VSecureCore"),
         .target(name: "VSecureCrypto", dependencies: ["CSodium", "CLinux", "VSecureCore"]),
@@ -54,7 +56,7 @@ let package = Package(
         .target(
             name: "VSecureServer",
             dependencies: [
-                "VSecureVault", "VSecureStore", "VSecureCrypto", "VSecureCore",
+                "VSecureVault", "VSecureStore", "VSecureCrypto", "VSecureCore", "CConcurrencyHook",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdCore", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),

@@ -1,3 +1,4 @@
+import NIOCore
 import NIOPosix
 import Synchronization
 import VSecureCore
@@ -15,6 +16,10 @@ public final class AuditTrail: Sendable {
     private struct Waiting {
         var events: [AuditEvent]
         var continuation: CheckedContinuation<Void, any Error>
+        /// The event loop the request waits on, when it runs on one (see
+        /// `runConcurrencyOnEventLoops`): it is resumed there, so its answer is written without
+        /// another change of thread.
+        var loop: (any EventLoop)?
     }
 
     private struct Queue {
@@ -61,8 +66,9 @@ public final class AuditTrail: Sendable {
         guard !events.isEmpty else { return }
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
+                let loop = MultiThreadedEventLoopGroup.currentEventLoop
                 let start = queue.withLock { queue -> Bool in
-                    queue.waiting.append(Waiting(events: events, continuation: continuation))
+                    queue.waiting.append(Waiting(events: events, continuation: continuation, loop: loop))
                     guard !queue.writing else { return false }
                     queue.writing = true
                     return true
@@ -92,13 +98,26 @@ public final class AuditTrail: Sendable {
                 Result { () throws(VSecureError) in _ = try log.append(group.flatMap(\.events)) }
             }
             if case .success = outcome { commits.add(1, ordering: .relaxed) }
+            // One hand-over per event loop rather than one wake-up per request.
+            var byLoop: [ObjectIdentifier: (loop: any EventLoop, waiting: [Waiting])] = [:]
             for waiting in group {
-                switch outcome {
-                case .success: waiting.continuation.resume()
-                case .failure(let error):
-                    waiting.continuation.resume(throwing: VSecureError(.io, "the audit log could not be written: \(error.message)"))
+                if let loop = waiting.loop {
+                    byLoop[ObjectIdentifier(loop), default: (loop, [])].waiting.append(waiting)
+                } else {
+                    Self.resume(waiting, outcome)
                 }
             }
+            for (loop, waiting) in byLoop.values {
+                loop.execute { for one in waiting { Self.resume(one, outcome) } }
+            }
+        }
+    }
+
+    private static func resume(_ waiting: Waiting, _ outcome: Result<Void, VSecureError>) {
+        switch outcome {
+        case .success: waiting.continuation.resume()
+        case .failure(let error):
+            waiting.continuation.resume(throwing: VSecureError(.io, "the audit log could not be written: \(error.message)"))
         }
     }
 

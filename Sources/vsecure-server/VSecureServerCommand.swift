@@ -153,6 +153,7 @@ struct Serve: AsyncParsableCommand {
             try configuration.rotation.allowCommands(in: directory)
         }
         LoggingSystem.bootstrap { label in ServerLogHandler(label: label) }
+        _ = runConcurrencyOnEventLoops()
         var logger = Logger(label: "vsecure-server")
         let levelText = setting(logLevel, "LOG_LEVEL", "logLevel") ?? "info"
         guard let level = Logger.Level(rawValue: levelText) else { throw VSecureError.usage("unknown log level \(Quoted(levelText))") }
