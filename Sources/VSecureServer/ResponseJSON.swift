@@ -49,6 +49,11 @@ struct ResponseJSON {
         }
     }
 
+    mutating func member(_ name: String, _ member: JSONValue) {
+        key(name)
+        value(member)
+    }
+
     mutating func key(_ name: String) {
         separate()
         writeString(name)

@@ -79,16 +79,34 @@ public actor SecretService {
                 throw VSecureError(.expired, "\(name) in \(environment) expired at \(expiresAt.iso8601)", hint: "allowExpired=true reads it anyway")
             }
         }
+        // The members of `responseMembers` with `version` (the one read) and `currentVersion`
+        // after `path`, written one by one instead of building the list first.
         func body(_ secret: SecretSummary, version: Int, value: UnsafeRawBufferPointer) throws(VSecureError) -> ByteBuffer {
-            var members = try vault.responseMembers(secret, now: now)
-            members.removeAll { $0.0 == "version" }
-            members.insert(("version", .int(version)), at: 4)
-            members.insert(("currentVersion", .int(secret.currentVersion)), at: 5)
+            let rotation = try vault.rotation(secretID: secret.id)
+            let attributes = secret.attributes
             var json = ResponseJSON()
             json.openObject()
-            for (key, member) in members {
-                json.key(key)
-                json.value(member)
+            json.member("id", .string(secret.id))
+            json.member("name", .string(name.rawValue))
+            json.member("environment", .string(environment.rawValue))
+            json.member("path", .string(secret.path))
+            json.member("version", .int(version))
+            json.member("currentVersion", .int(secret.currentVersion))
+            json.key("tags")
+            json.openArray()
+            for tag in attributes.tags { json.value(.string(tag.rawValue)) }
+            json.closeArray()
+            json.key("metadata")
+            json.openObject()
+            for entry in attributes.metadata { json.member(entry.key, .string(entry.value)) }
+            json.closeObject()
+            json.member("description", .optional(attributes.description))
+            json.member("expiresAt", .optional(attributes.expiresAt?.iso8601))
+            json.member("expired", .bool(secret.isExpired(at: now)))
+            json.member("createdAt", .string(secret.createdAt.iso8601))
+            json.member("updatedAt", .string(secret.updatedAt.iso8601))
+            for (key, member) in RotationPolicyJSON.members(rotation, expiresAt: attributes.expiresAt, now: now) {
+                json.member(key, member)
             }
             json.valueMembers(value)
             json.closeObject()
