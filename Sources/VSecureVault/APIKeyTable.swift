@@ -101,8 +101,9 @@ public final class APIKeyTable: Sendable {
 }
 
 /// The first copy of SQLite's WAL index header (`WalIndexHdr`, 48 bytes at the start of the
-/// `-shm` file). A torn read, taken while a commit rewrites it, differs from both the old and the
-/// new header, so it only costs one more `PRAGMA data_version`.
+/// `-shm` file). A read taken while a commit rewrites it may mix old and new words; it then
+/// differs from the finished header, so the next check asks `PRAGMA data_version` again. A
+/// commit has written the whole header before it returns.
 struct WALIndexHeader: Equatable {
     var words: (UInt64, UInt64, UInt64, UInt64, UInt64, UInt64)
 
