@@ -27,6 +27,9 @@ public actor SecretService {
     /// The audit log. A route that reads or changes anything answers only after its entry is
     /// durable (see `AuditTrail.record`).
     public nonisolated let audit: AuditTrail
+    /// Writes sync to disk: the actor runs on a thread of its own, never on an event loop.
+    private nonisolated let executor = StoreExecutor()
+    public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
     public init(vault: LocalVault, readers: VaultReaders, registry: ServerRegistry, clock: @escaping @Sendable () -> Timestamp,
                 rotationSettings: ServerRotationSettings = ServerRotationSettings(), rotator: SecretRotator? = nil,
