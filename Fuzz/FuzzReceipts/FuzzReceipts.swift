@@ -48,22 +48,15 @@ private func makeFixture() -> Fixture {
         }
         rmdir(fixture.directory)
     }
+    let pristine = readFile(logPath)
+    guard !pristine.isEmpty else { fatalError("cannot read the fixture log") }
     return Fixture(directory: directory, logPath: logPath, keyPath: keyPath,
-                   receiptsPath: ReceiptJournal.path(forLog: logPath), pristine: readFile(logPath))
+                   receiptsPath: ReceiptJournal.path(forLog: logPath), pristine: pristine)
 }
 
+/// The whole file, or nothing when it is missing (the fixture's files are 0600 and ours).
 private func readFile(_ path: String) -> [UInt8] {
-    let fd = open(path, O_RDONLY)
-    guard fd >= 0 else { return [] }
-    defer { close(fd) }
-    var out: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65_536)
-    while true {
-        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        guard n > 0 else { break }
-        out += chunk[0..<n]
-    }
-    return out
+    (try? PrivateFiles.readPrivateFile(path, maxBytes: 64 << 20)) ?? []
 }
 
 private func writeFile(_ path: String, _ bytes: [UInt8]) {

@@ -28,8 +28,10 @@ struct ReceiptJournalTests {
             AuditEvent(time: Timestamp(secondsSinceEpoch: 1_800_000_000 + Int64(n)), actor: AuditEvent.Actor(user: "ci@runner"),
                        resource: .secrets, action: .accessed, environment: "production",
                        items: [AuditEvent.Item(name: "DB_PASSWORD", version: n), AuditEvent.Item(name: "API_KEY", version: 1)],
-                       details: [("runId", "run_\(String(format: "%016x", n))"), ("via", "vsecure-run"), ("command", "/srv/app \"x\"\n")])
+                       details: [("runId", runID(n)), ("via", "vsecure-run"), ("command", "/srv/app \"x\"\n")])
         }
+
+        static func runID(_ n: Int) -> String { "run_" + String(format: "%016x", n) }
 
         func launch(_ range: ClosedRange<Int>) throws {
             for n in range { try ReceiptJournal.append(Self.receipt(n), logPath: path, keyPath: keyPath) }
@@ -68,7 +70,7 @@ struct ReceiptJournalTests {
         // The next launches start the file afresh, under a new nonce, and fold after the others.
         try fixture.launch(6...7)
         let again = try fixture.open()
-        #expect(try fixture.runIDs(again) == (1...7).map { "run_\(String(format: "%016x", $0))" })
+        #expect(try fixture.runIDs(again) == (1...7).map(Fixture.runID))
         #expect(try again.verify().isIntact)
     }
 
@@ -102,7 +104,7 @@ struct ReceiptJournalTests {
         try saved.write(to: URL(fileURLWithPath: fixture.journal))
         try fixture.launch(4...4)
         let log = try fixture.open()
-        #expect(try fixture.runIDs(log) == (1...4).map { "run_\(String(format: "%016x", $0))" })
+        #expect(try fixture.runIDs(log) == (1...4).map(Fixture.runID))
         #expect(try log.verify().isIntact)
     }
 
@@ -114,7 +116,7 @@ struct ReceiptJournalTests {
         #expect(saved.count > 3 * 1500, "each slice must hold only a few receipts")
         let log = try AuditLog.open(path: fixture.path, keyPath: fixture.keyPath, create: false, durability: .full, receiptsSlice: 1500)
         #expect(log.receiptsNotice == nil)
-        #expect(try fixture.runIDs(log) == (1...20).map { "run_\(String(format: "%016x", $0))" })
+        #expect(try fixture.runIDs(log) == (1...20).map(Fixture.runID))
         #expect(try log.verify().isIntact)
         #expect(try Data(contentsOf: URL(fileURLWithPath: fixture.journal)).isEmpty)
         // The file comes back whole, as after a crash between the last commit and emptying it,
@@ -123,7 +125,7 @@ struct ReceiptJournalTests {
         try fixture.launch(21...25)
         let again = try AuditLog.open(path: fixture.path, keyPath: fixture.keyPath, create: false, durability: .full, receiptsSlice: 2100)
         #expect(again.receiptsNotice == nil)
-        #expect(try fixture.runIDs(again) == (1...25).map { "run_\(String(format: "%016x", $0))" })
+        #expect(try fixture.runIDs(again) == (1...25).map(Fixture.runID))
         #expect(try again.verify().isIntact)
     }
 
