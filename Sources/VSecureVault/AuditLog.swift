@@ -93,10 +93,14 @@ public final class AuditLog {
             guard create else {
                 throw VSecureError(.notFound, "there is no audit log at \(Quoted(path))", hint: "it is created by the first write, read or launch")
             }
-            return try make(path: path, keyPath: keyPath, durability: durability)
+            return try make(path: path, keyPath: keyPath, durability: durability, receiptsSlice: receiptsSlice)
         case (.missing, _):
-            throw VSecureError(.integrity, "the audit log \(Quoted(path)) is missing, but its key \(Quoted(keyPath)) exists: the log was removed",
-                               hint: "restore the log from a backup; to start a new log on purpose, move the key away first")
+            // Another process may be creating the log right now (its key comes first).
+            guard awaitCreation(of: path, keyPath: keyPath) else {
+                throw VSecureError(.integrity, "the audit log \(Quoted(path)) is missing, but its key \(Quoted(keyPath)) exists: the log was removed",
+                                   hint: "restore the log from a backup; to start a new log on purpose, move the key away first")
+            }
+            return try open(path: path, keyPath: keyPath, create: false, durability: durability, receiptsSlice: receiptsSlice)
         case (_, .missing):
             throw VSecureError(.key, "the audit log's key \(Quoted(keyPath)) is missing",
                                hint: "restore it from a backup; without it the log cannot be verified or extended")
@@ -107,27 +111,57 @@ public final class AuditLog {
         }
     }
 
-    private static func make(path: String, keyPath: String, durability: Durability) throws(VSecureError) -> AuditLog {
+    /// Creates the key (exclusively: of two processes creating the log at once, the one that
+    /// makes the key makes the log), then the log under a temporary name, and links it into
+    /// place only once its schema, id and anchor are written, so nobody opens a log half made.
+    /// The other process waits for it (`awaitCreation`) and opens it.
+    private static func make(path: String, keyPath: String, durability: Durability, receiptsSlice: Int) throws(VSecureError) -> AuditLog {
         let key = SecureBytes.random(count: PrivateFiles.keyFileBytes)
-        try key.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try PrivateFiles.createFile(keyPath, contents: raw) }
         do {
-            try PrivateFiles.createEmptyFile(path)
-            let db = try SQLiteDatabase(path: path, create: false)
-            try db.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL")
-            try db.transaction(immediate: true) { () throws(VSecureError) in
-                try db.execute(schema)
-                let logID = Sodium.randomBytes(16)
-                try db.prepare("INSERT INTO audit_meta(key, value) VALUES ('log_id', ?1), ('format', ?2)")
-                    .bind(1, blob: logID).bind(2, blob: Array("1".utf8)).run()
-                let genesis = chainStart(key: key, logID: logID)
-                try db.prepare("INSERT INTO audit_anchor(id, seq, mac, anchor_mac) VALUES (1, 0, ?1, ?2)")
-                    .bind(1, blob: genesis).bind(2, blob: anchorMAC(key: key, logID: logID, seq: 0, mac: genesis)).run()
+            try key.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in try PrivateFiles.createFile(keyPath, contents: raw) }
+        } catch where error.status == .conflict {
+            return try open(path: path, keyPath: keyPath, create: false, durability: durability, receiptsSlice: receiptsSlice)
+        }
+        let staging = path + ".new-\(getpid())"
+        do {
+            removeFile(staging)
+            try PrivateFiles.createEmptyFile(staging)
+            do {
+                // A rollback journal while it is made, so the file alone holds everything when the
+                // connection closes; then WAL, like every connection to the log.
+                let db = try SQLiteDatabase(path: staging, create: false)
+                try db.execute("PRAGMA synchronous=FULL")
+                try db.transaction(immediate: true) { () throws(VSecureError) in
+                    try db.execute(schema)
+                    let logID = Sodium.randomBytes(16)
+                    try db.prepare("INSERT INTO audit_meta(key, value) VALUES ('log_id', ?1), ('format', ?2)")
+                        .bind(1, blob: logID).bind(2, blob: Array("1".utf8)).run()
+                    let genesis = chainStart(key: key, logID: logID)
+                    try db.prepare("INSERT INTO audit_anchor(id, seq, mac, anchor_mac) VALUES (1, 0, ?1, ?2)")
+                        .bind(1, blob: genesis).bind(2, blob: anchorMAC(key: key, logID: logID, seq: 0, mac: genesis)).run()
+                }
+                try db.execute("PRAGMA journal_mode=WAL")
             }
+            try linkDurably(from: staging, to: path)
+            removeFile(staging)
         } catch {
-            for file in [path, path + "-wal", path + "-shm", keyPath] { removeFile(file) }
+            for file in [staging, staging + "-wal", staging + "-shm", keyPath] { removeFile(file) }
             throw error
         }
         return try AuditLog(path: path, key: key, durability: durability)
+    }
+
+    /// True once a log that another process is creating appears at `path`: its key is at most a
+    /// few seconds old and the log shows up within five seconds. A key left alone for longer
+    /// belongs to a log that was removed.
+    private static func awaitCreation(of path: String, keyPath: String) -> Bool {
+        var info = stat()
+        guard stat(keyPath, &info) == 0, time(nil) - info.st_mtim.tv_sec <= 10 else { return false }
+        for _ in 0..<250 {
+            if PrivateFiles.kind(of: path) == .regular { return true }
+            usleep(20_000)
+        }
+        return false
     }
 
     private init(path: String, key: SecureBytes, durability: Durability) throws(VSecureError) {

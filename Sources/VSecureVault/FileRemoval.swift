@@ -12,7 +12,21 @@ func renameDurably(from: String, to: String) throws(VSecureError) {
     guard rename(from, to) == 0 else {
         throw PrivateFiles.ioError("cannot rename \(Quoted(from)) to", path: to)
     }
-    let dir = open(PrivateFiles.parentDirectory(of: to), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    syncDirectory(of: to)
+}
+
+/// Gives the file at `from` the name `to` as well, never replacing an existing `to`, and syncs
+/// the directory so the new name survives a crash.
+func linkDurably(from: String, to: String) throws(VSecureError) {
+    guard link(from, to) == 0 else {
+        throw PrivateFiles.ioError("cannot create", path: to)
+    }
+    syncDirectory(of: to)
+}
+
+/// Syncs the directory holding `path`, so a name just made there survives a crash (best effort).
+private func syncDirectory(of path: String) {
+    let dir = open(PrivateFiles.parentDirectory(of: path), O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     if dir >= 0 {
         _ = fsync(dir)
         _ = close(dir)

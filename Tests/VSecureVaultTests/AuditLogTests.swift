@@ -193,6 +193,26 @@ struct AuditLogTests {
         #expect(noLog?.message.contains("the log was removed") == true)
     }
 
+    @Test("processes creating the log at the same moment get one log: one creates it, the others wait and open it")
+    func createdAtOnce() async throws {
+        for _ in 0..<5 {
+            let directory = try ScratchDirectory()
+            let path = directory.child("vault.audit.db"), keyPath = AuditLog.keyPath(forLog: path)
+            let ids = try await withThrowingTaskGroup(of: [UInt8].self) { group in
+                for _ in 0..<4 {
+                    group.addTask { try AuditLog.open(path: path, keyPath: keyPath, create: true).logID }
+                }
+                return try await group.reduce(into: [[UInt8]]()) { $0.append($1) }
+            }
+            #expect(ids.count == 4 && Set(ids.map { hexString($0) }).count == 1, "\(ids.map { hexString($0) })")
+            let log = try AuditLog.open(path: path, keyPath: keyPath, create: false)
+            #expect(try log.verify().isIntact)
+            // Nothing is left under a temporary name.
+            let left = try FileManager.default.contentsOfDirectory(atPath: directory.path)
+            #expect(!left.contains { $0.contains(".new-") }, "\(left)")
+        }
+    }
+
     @Test("a symlink where the log or its key would be is refused, and nothing is created through it")
     func symlinks() throws {
         let directory = try ScratchDirectory()
