@@ -27,7 +27,7 @@ public actor SecretService {
     /// The audit log. A route that reads or changes anything answers only after its entry is
     /// durable (see `AuditTrail.record`).
     public nonisolated let audit: AuditTrail
-    /// Writes sync to disk: the actor runs on a thread of its own, never on an event loop.
+    /// Writes sync to disk: the actor runs on a serial dispatch queue, never on an event loop.
     private nonisolated let executor = StoreExecutor()
     public nonisolated var unownedExecutor: UnownedSerialExecutor { executor.asUnownedSerialExecutor() }
 
