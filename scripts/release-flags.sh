@@ -15,11 +15,15 @@
 #   dozen directories beside the binary (glibc-hwcaps/…, tls/…) before it finds libc and libm;
 #   with the Swift runtime linked in, nothing is ever loaded from there.
 # When an archive is missing the shared library is used, and a note says so on stderr.
-# Usage: scripts/release-flags.sh [BUILD_DIR]   (default .build; the link directory goes inside it)
+# Usage: scripts/release-flags.sh [BUILD_DIR]   (default .build, relative to the repository or
+#   absolute, as for --scratch-path; the link directory goes inside it)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build_dir="${1:-.build}"
-links="$(pwd)/$build_dir/static-archives"
+case "$build_dir" in
+    /*) links="$build_dir/static-archives" ;;
+    *) links="$(pwd)/$build_dir/static-archives" ;;
+esac
 mkdir -p "$links"
 multiarch="$(gcc -print-multiarch 2>/dev/null || echo "$(uname -m)-linux-gnu")"
 link_archive() { # NAME ARCHIVE-OR-EMPTY: libNAME.a in the link directory points at ARCHIVE
