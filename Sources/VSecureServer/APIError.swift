@@ -80,14 +80,18 @@ public struct APIError: Error, Sendable {
     }
 
     func response() -> Response {
-        let body = JSONValue.object([("error", .object([
+        var fields = headers
+        fields[.contentType] = "application/json"
+        return Response(status: code.status, headers: fields, body: .init(byteBuffer: body()))
+    }
+
+    /// `{"error": {"code", "message", "details"}}`.
+    func body() -> ByteBuffer {
+        ResponseJSON.body(.object([("error", .object([
             ("code", .string(code.rawValue)),
             ("message", .string(message)),
             ("details", .object(details.sorted { $0.key < $1.key }.map { ($0.key, .string($0.value)) })),
-        ]))])
-        var fields = headers
-        fields[.contentType] = "application/json"
-        return Response(status: code.status, headers: fields, body: .init(byteBuffer: ResponseJSON.body(body)))
+        ]))]))
     }
 }
 

@@ -28,7 +28,9 @@ public final class RouteTable: @unchecked Sendable {
 
 /// The router over a service: health checks outside authentication, the API under
 /// `/v1/security` behind it. Tests build this directly and run it in-process.
-public func buildRouter(service: SecretService, limits: ServerLimits, table: RouteTable = RouteTable()) -> Router<ServerContext> {
+public func buildRouter(service: SecretService, limits: ServerLimits, table: RouteTable = RouteTable(),
+                        limiters: RequestLimiters? = nil) -> Router<ServerContext> {
+    let limiters = limiters ?? RequestLimiters(limits)
     let router = Router(context: ServerContext.self)
     router.add(middleware: RequestIDMiddleware())
     router.add(middleware: ErrorMiddleware())
@@ -39,8 +41,7 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
             : APIError(.serviceUnavailable, "the store is not available").response()
     }
     let api = router.group("v1/security").add(middleware: AuthenticationMiddleware(
-        service: service, limiter: RateLimiter(rate: limits.ratePerKey, burst: limits.burstPerKey),
-        failures: RateLimiter(rate: limits.failedAuthPerAddress, burst: limits.failedAuthBurst)))
+        service: service, limiter: limiters.perKey, failures: limiters.failures))
     SecretRoutes(service: service, limits: limits).register(api, table: table)
     BatchRoutes(service: service, limits: limits).register(api, table: table)
     APIKeyRoutes(service: service, limits: limits).register(api, table: table)
@@ -60,12 +61,15 @@ public func buildApplication(_ configuration: ServerConfiguration,
                              onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws -> some ApplicationProtocol {
     try configuration.validate()
     let service = try openService(configuration, clock: clock)
-    let router = buildRouter(service: service, limits: configuration.limits)
-    let http1 = HTTPServerBuilder.http1(configuration: .init(
+    let limiters = RequestLimiters(configuration.limits)
+    let router = buildRouter(service: service, limits: configuration.limits, limiters: limiters)
+    let serverName = "vsecure-server"
+    let http1 = HTTPServerBuilder.vsecureHTTP1(.init(
         idleTimeout: .seconds(configuration.limits.idleTimeoutSeconds),
         httpDecoderConfiguration: .init(maxHeaderFieldSize: configuration.limits.maxHeaderBytes,
                                         maxHeaderListSize: configuration.limits.maxHeaderBytes,
-                                        maxHeaderFieldCount: 100)))
+                                        maxHeaderFieldCount: 100)),
+        fastReads: configuration.fastReads ? FastReads(service: service, limiters: limiters, serverName: serverName) : nil)
     let server: HTTPServerBuilder
     if configuration.insecureHTTP {
         server = http1
@@ -78,7 +82,7 @@ public func buildApplication(_ configuration: ServerConfiguration,
     }
     services.append(WebhookDispatcher(service: service, logger: logger))
     return Application(router: router, server: server,
-                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: "vsecure-server"),
+                       configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
                        services: services, onServerRunning: onServerRunning, logger: logger)
 }
 

@@ -14,8 +14,13 @@ import VSecureVault
 /// The writer runs on a thread of its own, so a slow disk never holds a cooperative thread.
 public final class AuditTrail: Sendable {
     private struct Waiting {
+        enum Resumption {
+            case task(CheckedContinuation<Void, any Error>)
+            /// Called on `loop` (the fast read path, which runs on no task).
+            case callback(@Sendable (Result<Void, VSecureError>) -> Void)
+        }
         var events: [AuditEvent]
-        var continuation: CheckedContinuation<Void, any Error>
+        var resumption: Resumption
         /// The event loop the request waits on, when it runs on one (see
         /// `runConcurrencyOnEventLoops`): it is resumed there, so its answer is written without
         /// another change of thread.
@@ -66,20 +71,30 @@ public final class AuditTrail: Sendable {
         guard !events.isEmpty else { return }
         do {
             try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, any Error>) in
-                let loop = MultiThreadedEventLoopGroup.currentEventLoop
-                let start = queue.withLock { queue -> Bool in
-                    queue.waiting.append(Waiting(events: events, continuation: continuation, loop: loop))
-                    guard !queue.writing else { return false }
-                    queue.writing = true
-                    return true
-                }
-                if start { thread.submit { [self] _ in writeGroups() } }
+                enqueue(Waiting(events: events, resumption: .task(continuation), loop: MultiThreadedEventLoopGroup.currentEventLoop))
             }
         } catch let error as VSecureError {
             throw error
         } catch {
             throw VSecureError(.io, "the audit log could not be written")
         }
+    }
+
+    /// Appends `events` and calls `completion` on `loop` once they are durable, or with the
+    /// error when they cannot be written; for code that runs on an event loop and no task.
+    public func record(_ events: [AuditEvent], on loop: any EventLoop,
+                       completion: @escaping @Sendable (Result<Void, VSecureError>) -> Void) {
+        enqueue(Waiting(events: events, resumption: .callback(completion), loop: loop))
+    }
+
+    private func enqueue(_ waiting: Waiting) {
+        let start = queue.withLock { queue -> Bool in
+            queue.waiting.append(waiting)
+            guard !queue.writing else { return false }
+            queue.writing = true
+            return true
+        }
+        if start { thread.submit { [self] _ in writeGroups() } }
     }
 
     /// Commits queued groups until the queue is empty.
@@ -114,10 +129,10 @@ public final class AuditTrail: Sendable {
     }
 
     private static func resume(_ waiting: Waiting, _ outcome: Result<Void, VSecureError>) {
-        switch outcome {
-        case .success: waiting.continuation.resume()
-        case .failure(let error):
-            waiting.continuation.resume(throwing: VSecureError(.io, "the audit log could not be written: \(error.message)"))
+        let result = outcome.mapError { error in VSecureError(.io, "the audit log could not be written: \(error.message)") }
+        switch waiting.resumption {
+        case .task(let continuation): continuation.resume(with: result)
+        case .callback(let completion): completion(result)
         }
     }
 

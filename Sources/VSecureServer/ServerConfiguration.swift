@@ -37,6 +37,9 @@ public struct ServerConfiguration: Sendable {
     public var limits = ServerLimits()
     /// `--rotation-interval`, `--allow-rotation-commands`.
     public var rotation = ServerRotationSettings()
+    /// Serve `GET /v1/security/secrets/{name}` on the event loop, past the router
+    /// (`FastReadHandler`); `--no-fast-reads` sends it through the router like every other route.
+    public var fastReads = true
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 
