@@ -12,9 +12,10 @@ enum EnvironmentBuilder {
     /// injected under the same name wins over a marker.
     static func build(injections: [Injection], inherited: InheritedEnvironment, source: SecretSource,
                       markers: [(name: String, value: String)] = []) throws(VSecureError) -> EnvironmentBlock {
-        let injected = Set(injections.map(\.variable.rawValue))
-        let markers = markers.filter { !injected.contains($0.name) }
-        let kept = inherited.without(injected.union(markers.map(\.name)))
+        var overridden = StringIndex(injections.map(\.variable.rawValue))
+        let markers = markers.filter { !overridden.contains($0.name) }
+        for marker in markers { overridden.insert(marker.name) }
+        let kept = inherited.without(overridden)
         var stringBytes = kept.reduce(0) { $0 + $1.length + 1 }
         for marker in markers { stringBytes += marker.name.utf8.count + 1 + marker.value.utf8.count + 1 }
         for injection in injections {

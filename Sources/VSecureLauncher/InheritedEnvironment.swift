@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import VSecureCore
 
 /// The parent's variables that the child keeps, read straight from `environ` (no copies into
 /// Swift strings): first occurrence of each name wins, entries without `=` are dropped, the
@@ -13,9 +14,9 @@ struct InheritedEnvironment {
     }
 
     private(set) var entries: [Entry] = []
-    private var names = Set<String>()
+    private var names = StringIndex(capacity: 64)
 
-    init(clean: Bool, keep: Set<String>) {
+    init(clean: Bool, keep: StringIndex) {
         let start: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = environ
         guard var cursor = start else { return }
         while let entry = cursor.pointee {
@@ -23,7 +24,7 @@ struct InheritedEnvironment {
             guard let equals = strchr(entry, Int32(UInt8(ascii: "="))) else { continue }
             let nameLength = equals - entry
             let name = String(decoding: UnsafeRawBufferPointer(start: entry, count: nameLength), as: UTF8.self)
-            if name.isEmpty || ProtectedVariables.launcherOnly.contains(name) || names.contains(name) { continue }
+            if name.isEmpty || ProtectedVariables.isLauncherOnly(name) || names.contains(name) { continue }
             if clean && !keep.contains(name) { continue }
             names.insert(name)
             entries.append(Entry(pointer: UnsafePointer(entry), nameLength: nameLength, length: strlen(entry)))
@@ -32,7 +33,7 @@ struct InheritedEnvironment {
 
     func contains(_ name: String) -> Bool { names.contains(name) }
 
-    func without(_ overridden: Set<String>) -> [Entry] {
+    func without(_ overridden: StringIndex) -> [Entry] {
         entries.filter { entry in
             !overridden.contains(String(decoding: UnsafeRawBufferPointer(start: entry.pointer, count: entry.nameLength), as: UTF8.self))
         }

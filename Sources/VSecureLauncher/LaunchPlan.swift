@@ -92,8 +92,8 @@ public struct LaunchPlan {
 
     /// Every name to fetch by name: requested secrets and template references.
     public var names: [SecretName] {
-        var seen = Set<SecretName>()
-        return (requests.map(\.secret) + templates.flatMap(\.references)).filter { seen.insert($0).inserted }
+        var seen = StringIndex(capacity: requests.count)
+        return (requests.map(\.secret) + templates.flatMap(\.references)).filter { seen.insert($0.rawValue).inserted }
     }
 
     public var tagSelections: [[Tag]] { selections.map(\.tags) }
@@ -108,21 +108,37 @@ public struct LaunchPlan {
 
     /// Matches the fetched records against the requests.
     public func resolve(_ fetched: [FetchedSecret]) throws(VSecureError) -> Resolution {
-        var byName: [SecretName: FetchedSecret] = [:]
-        for secret in fetched { byName[secret.name] = secret }
+        // StringIndex rather than Dictionary and Set: see StringIndex for what those cost a launch.
+        var fetchedNames = StringIndex(capacity: fetched.count)
+        var fetchedPositions: [Int] = []
+        fetchedPositions.reserveCapacity(fetched.count)
+        for (position, secret) in fetched.enumerated() {
+            let entry = fetchedNames.insert(secret.name.rawValue)
+            if entry.inserted { fetchedPositions.append(position) } else { fetchedPositions[entry.index] = position }
+        }
+        func byName(_ name: SecretName) -> FetchedSecret? { fetchedNames.index(of: name.rawValue).map { fetched[fetchedPositions[$0]] } }
         var injections: [Injection] = []
-        var claimed: [VariableName: (secret: String, origin: String)] = [:]
+        // Claimed variables: their names, and for each what claimed it (for messages).
+        var claimedNames = StringIndex(capacity: requests.count)
+        var claims: [(secret: String, origin: String)] = []
+        func claimed(_ variable: VariableName) -> (secret: String, origin: String)? {
+            claimedNames.index(of: variable.rawValue).map { claims[$0] }
+        }
+        func claim(_ variable: VariableName, _ claim: (secret: String, origin: String)) {
+            let entry = claimedNames.insert(variable.rawValue)
+            if entry.inserted { claims.append(claim) } else { claims[entry.index] = claim }
+        }
         var missing: [String] = []
         var skipped: [(VariableName, SecretName, String)] = []
         var conflicts: [String] = []
 
         for request in requests {
-            guard let secret = byName[request.secret] else {
+            guard let secret = byName(request.secret) else {
                 if request.optional { skipped.append((request.variable, request.secret, request.origin)) }
                 else { missing.append("\(request.secret) (for \(request.variable), \(request.origin))") }
                 continue
             }
-            claimed[request.variable] = ("secret \(request.secret)", request.origin)
+            claim(request.variable, ("secret \(request.secret)", request.origin))
             injections.append(Injection(variable: request.variable, content: .secret(secret), delivery: request.delivery, origin: request.origin))
         }
         for template in templates {
@@ -133,31 +149,34 @@ public struct LaunchPlan {
                 switch part {
                 case .literal(let bytes): parts.append(.literal(bytes))
                 case .secret(let name):
-                    if let secret = byName[name] { parts.append(.secret(secret)) } else {
+                    if let secret = byName(name) { parts.append(.secret(secret)) } else {
                         complete = false
                         missing.append("\(name) (in template \(template.variable), \(origin))")
                     }
                 }
             }
-            if let previous = claimed[template.variable] {
+            if let previous = claimed(template.variable) {
                 conflicts.append("\(template.variable) from template (\(origin)) and from \(previous.secret) (\(previous.origin))")
                 continue
             }
-            claimed[template.variable] = ("template", origin)
+            claim(template.variable, ("template", origin))
             if complete { injections.append(Injection(variable: template.variable, content: .template(parts), delivery: .environment, origin: origin)) }
         }
         // Tag selections: every matched secret becomes the variable of its own name, unless the
         // manifest already lists that secret (then it is exported only as listed).
-        let listed = Set(requests.map(\.secret))
-        let origin = selections.map(\.origin).joined(separator: "; ")
-        for secret in fetched where secret.selectedByTags && !listed.contains(secret.name) {
+        let listed = StringIndex(requests.map(\.secret.rawValue))
+        // Joined by hand: `joined(separator:)` is generic library code that costs its first
+        // caller a conformance lookup at run time (see StringIndex).
+        var origin = ""
+        for (index, selection) in selections.enumerated() { origin += (index == 0 ? "" : "; ") + selection.origin }
+        for secret in fetched where secret.selectedByTags && !listed.contains(secret.name.rawValue) {
             let variable = VariableName(secret.name)
             if !only.isEmpty && !only.contains(variable) { continue }
-            if let previous = claimed[variable] {
+            if let previous = claimed(variable) {
                 conflicts.append("\(variable) from \(previous.secret) (\(previous.origin)) and from secret \(secret.name) (\(origin))")
                 continue
             }
-            claimed[variable] = ("secret \(secret.name)", origin)
+            claim(variable, ("secret \(secret.name)", origin))
             injections.append(Injection(variable: variable, content: .secret(secret), delivery: .environment, origin: origin))
         }
 
@@ -170,8 +189,8 @@ public struct LaunchPlan {
                                hints: ["create \(missing.count == 1 ? "it" : "them") with `vsecure secrets:create NAME --env \(environment)`",
                                        "or mark an entry `optional: true` in the manifest"])
         }
-        let skippedVariables = Set(skipped.map { entry in entry.0 })
-        let unmatched = only.filter { variable in claimed[variable] == nil && !skippedVariables.contains(variable) }
+        let skippedVariables = StringIndex(skipped.map { entry in entry.0.rawValue })
+        let unmatched = only.filter { variable in claimed(variable) == nil && !skippedVariables.contains(variable.rawValue) }
         if !unmatched.isEmpty {
             throw VSecureError.usage("--only names \(unmatched.map(\.rawValue).joined(separator: ", ")), which nothing in the selection provides")
         }

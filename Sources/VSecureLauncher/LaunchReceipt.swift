@@ -25,8 +25,8 @@ enum LaunchReceipt {
                        command: [String]) throws(VSecureError) {
         // (Throws only for a bad VSECURE_TEST_NOW.)
         var items: [AuditEvent.Item] = []
-        var seen = Set<SecretName>()
-        for secret in injections.flatMap(\.secrets) where seen.insert(secret.name).inserted {
+        var seen = StringIndex(capacity: injections.count)
+        for secret in injections.flatMap(\.secrets) where seen.insert(secret.name.rawValue).inserted {
             items.append(AuditEvent.Item(name: secret.name.rawValue, version: secret.version))
         }
         var details: [(String, String)] = [("runId", runID), ("via", "vsecure-run")]

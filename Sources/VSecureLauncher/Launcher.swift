@@ -87,13 +87,13 @@ public enum Launcher {
             LauncherConsole.warning("\(stale.reason); using the offline cache from \(stale.fetchedAt.iso8601) (\(SecretDuration.approximate(seconds: stale.age)) old); the program gets VSECURE_STALE=1")
         }
         var resolution = try plan.resolve(fetched)
-        let inherited = InheritedEnvironment(clean: options.cleanEnv, keep: Set(options.keep))
+        let inherited = InheritedEnvironment(clean: options.cleanEnv, keep: StringIndex(options.keep))
         var shadowed: [Injection] = []
         if options.noOverride {
             shadowed = resolution.injections.filter { inherited.contains($0.variable.rawValue) }
             resolution.injections.removeAll { inherited.contains($0.variable.rawValue) }
         }
-        try checkProtected(resolution.injections, allowed: Set(options.allowOverride))
+        try checkProtected(resolution.injections, allowed: options.allowOverride)
         let warnings = try checkExpiry(resolution.injections, environment: environment, settings: settings)
 
         if options.dryRun {
@@ -147,7 +147,7 @@ public enum Launcher {
         return chosen
     }
 
-    static func checkProtected(_ injections: [Injection], allowed: Set<String>) throws(VSecureError) {
+    static func checkProtected(_ injections: [Injection], allowed: [String]) throws(VSecureError) {
         let refused = injections.map(\.variable.rawValue).filter { ProtectedVariables.isProtected($0) && !allowed.contains($0) }
         guard refused.isEmpty else {
             throw VSecureError(.unsafeEnvironment, "refusing to set \(refused.joined(separator: ", ")) from a secret: it changes how programs are loaded or run",
@@ -168,8 +168,8 @@ public enum Launcher {
         let now = try currentTime()
         var expired: [String] = []
         var warnings: [String] = []
-        var seen = Set<SecretName>()
-        for secret in injections.flatMap(\.secrets) where seen.insert(secret.name).inserted {
+        var seen = StringIndex(capacity: injections.count)
+        for secret in injections.flatMap(\.secrets) where seen.insert(secret.name.rawValue).inserted {
             // Inside the notify-before window, or past the due time with or without a window.
             if let due = secret.rotationDueAt,
                case let left = due.secondsSinceEpoch - now.secondsSinceEpoch,

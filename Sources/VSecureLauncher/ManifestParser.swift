@@ -234,7 +234,7 @@ private struct ManifestReader {
     /// sources outside the manifest, such as `select.tags`, are found when it is resolved.)
     private func requireOneSourcePerVariable(_ manifest: Manifest) throws(SourceProblem) {
         // Sources are numbered: secrets first, then templates. The descriptions are only built
-        // for the error, so a valid manifest costs one dictionary insert per variable.
+        // for the error, so a valid manifest costs one insert per variable.
         func describe(_ index: Int) -> (text: String, location: SourceLocation) {
             if index < manifest.secrets.count {
                 let entry = manifest.secrets[index]
@@ -246,11 +246,15 @@ private struct ManifestReader {
             let template = manifest.templates[index - manifest.secrets.count]
             return ("template \(Quoted(template.variable.rawValue))", template.location)
         }
-        var sources: [VariableName: Int] = [:]
-        sources.reserveCapacity(manifest.secrets.count + manifest.templates.count)
+        // A StringIndex numbers each variable by its first source (see StringIndex for why not a Dictionary).
         let variables = manifest.secrets.map(\.variableName) + manifest.templates.map(\.variable)
+        var sources = StringIndex(capacity: variables.count)
+        var firstSource: [Int] = []
+        firstSource.reserveCapacity(variables.count)
         for (index, variable) in variables.enumerated() {
-            guard let first = sources.updateValue(index, forKey: variable) else { continue }
+            let entry = sources.insert(variable.rawValue)
+            if entry.inserted { firstSource.append(index); continue }
+            let first = firstSource[entry.index]
             let (firstText, firstLocation) = describe(first)
             let (text, location) = describe(index)
             throw SourceProblem(location, "variable \(Quoted(variable.rawValue)) has two sources: \(firstText) at \(firstLocation) and \(text) at \(location)",
@@ -316,16 +320,17 @@ private struct Fields {
             throw mismatch(node, subject, expected: expected, hint: hint)
         }
         var entries: [(key: YAMLScalar, value: YAMLNode)] = []
-        var firstLines: [[UInt8]: Int] = [:]
+        // Keys are compared as bytes. A StringIndex of their text (not a Dictionary: see there)
+        // finds candidates; only a key whose text was seen before is compared byte for byte.
+        var texts = StringIndex(capacity: pairs.count)
         for pair in pairs {
             guard case .scalar(let key) = pair.key, !key.isNull else {
                 throw SourceProblem(pair.key.location, "a key in \(subject) must be a name, found \(pair.key.kindDescription)")
             }
-            if let firstLine = firstLines[key.bytes] {
-                throw SourceProblem(key.location, "duplicate key \(Quoted(key.text)) in \(subject) (first at line \(firstLine))",
+            if !texts.insert(key.text).inserted, let first = entries.first(where: { $0.key.bytes == key.bytes }) {
+                throw SourceProblem(key.location, "duplicate key \(Quoted(key.text)) in \(subject) (first at line \(first.key.location.line))",
                                     hint: "keep one of them")
             }
-            firstLines[key.bytes] = key.location.line
             entries.append((key, pair.value))
         }
         self.location = location

@@ -1,8 +1,12 @@
 /// Variables that change how programs are loaded or run. A secret never sets one of these
 /// unless `--allow-override NAME` names it: a value that can rewrite PATH or preload a library
 /// turns a leaked or mistyped secret into code execution. Listed in docs/launcher.md.
+///
+/// The lists are arrays, searched in order: a launch asks about a hundred names, and a `Set`
+/// would cost it more in generic metadata built at run time than the search does (see
+/// `StringIndex`).
 public enum ProtectedVariables {
-    public static let names: Set<String> = [
+    static let nameList: [String] = [
         // the shell and the dynamic loader
         "PATH", "IFS", "ENV", "BASH_ENV", "SHELLOPTS", "BASHOPTS", "PS4", "PROMPT_COMMAND", "CDPATH",
         "GCONV_PATH", "HOSTALIASES", "LOCALDOMAIN", "RES_OPTIONS", "NLSPATH", "MALLOC_CONF",
@@ -14,17 +18,21 @@ public enum ProtectedVariables {
         // set by vsecure-run itself: the run id that joins the program's logs to the audit log
         "VSECURE_RUN_ID",
     ]
+    public static var names: Set<String> { Set(nameList) }
     public static let prefixes = ["LD_", "DYLD_", "GLIBC_TUNABLES"]
 
     public static func isProtected(_ name: String) -> Bool {
-        names.contains(name) || prefixes.contains { name.hasPrefix($0) }
+        nameList.contains(name) || prefixes.contains { name.hasPrefix($0) }
     }
 
     /// The launcher's own credentials and test switches: never passed on to the child.
     /// VSECURE_STALE is here too: only the launch that used the offline cache sets it, so a
     /// program never inherits a stale marker from its parent.
-    public static let launcherOnly: Set<String> = [
+    static let launcherOnlyList: [String] = [
         "VSECURE_KEY_FILE", "VSECURE_PASSPHRASE", "VSECURE_PASSPHRASE_FILE", "VSECURE_API_KEY",
         "VSECURE_TEST_MEMORY_SCAN", "VSECURE_TEST_MEMORY_REPORT", "VSECURE_TEST_NOW", "VSECURE_STALE",
     ]
+    public static var launcherOnly: Set<String> { Set(launcherOnlyList) }
+
+    public static func isLauncherOnly(_ name: String) -> Bool { launcherOnlyList.contains(name) }
 }

@@ -48,26 +48,39 @@ extension LocalVault {
                 """)
         }
         // Names and tags have grammars without quotes or backslashes, so they are valid JSON strings as-is.
-        let statement = try db.prepare(parts.joined(separator: " UNION ALL "))
+        // Joined by hand: `joined(separator:)` is generic code in the standard library, which
+        // costs its first caller a conformance lookup at run time (see StringIndex).
+        var sql = ""
+        for part in parts { sql += sql.isEmpty ? part : " UNION ALL " + part }
+        func jsonList(_ strings: [String]) -> String {
+            var list = "["
+            for (index, string) in strings.enumerated() {
+                if index > 0 { list += "," }
+                list += "\"" + string + "\""
+            }
+            return list + "]"
+        }
+        let statement = try db.prepare(sql)
         statement.bind(1, environment.rawValue)
-            .bind(2, "[" + names.map { "\"\($0.rawValue)\"" }.joined(separator: ",") + "]")
+            .bind(2, jsonList(names.map(\.rawValue)))
         for (index, selection) in selections.enumerated() {
-            let unique = Array(Set(selection))
-            statement.bind(Int32(3 + 2 * index), "[" + unique.map { "\"\($0.rawValue)\"" }.joined(separator: ",") + "]")
+            let unique = StringIndex(selection.map(\.rawValue)).keys
+            statement.bind(Int32(3 + 2 * index), jsonList(unique))
                 .bind(Int32(4 + 2 * index), unique.count)
         }
-        var positions: [String: Int] = [:]
+        // Rows by name, numbered as in `result` (a StringIndex rather than a Dictionary: see there).
+        var positions = StringIndex(capacity: names.count)
         var result: [SealedSecret] = []
         result.reserveCapacity(names.count)
         while try statement.step() {
             let text = statement.text(0)
             let selected = statement.int(5) == 1
-            if let position = positions[text] {
+            if let position = positions.index(of: text) {
                 if selected { result[position].selectedByTags = true }
                 continue
             }
             guard let name = try? SecretName(text) else { continue }
-            positions[text] = result.count
+            positions.insert(text)
             result.append(SealedSecret(name: name, version: statement.int(1),
                                        expiresAt: statement.optionalInt64(2).map(Timestamp.init(secondsSinceEpoch:)),
                                        valueLength: statement.int(3), selectedByTags: selected, sealed: statement.blob(4),

@@ -279,14 +279,25 @@ public final class LocalVault {
                           createdAt: Timestamp(secondsSinceEpoch: createdAt), formatVersion: openedFormat)
     }
 
-    private static func readMeta(_ db: SQLiteDatabase, path: String) throws(VSecureError) -> [String: [UInt8]] {
+    /// The header's rows, looked up by key (a handful: a list, not a Dictionary, which would cost
+    /// every launch its generic metadata; see `StringIndex`).
+    private struct Meta {
+        var keys: [String] = []
+        var values: [[UInt8]] = []
+        subscript(key: String) -> [UInt8]? { keys.lastIndex(of: key).map { values[$0] } }
+    }
+
+    private static func readMeta(_ db: SQLiteDatabase, path: String) throws(VSecureError) -> Meta {
         let statement: SQLiteStatement
         do { statement = try db.prepare("SELECT key, value FROM vault_meta") } catch {
             if error.status == .internalError { throw VSecureError(.integrity, "\(Quoted(path)) is not a vsecure vault") }
             throw error
         }
-        var meta: [String: [UInt8]] = [:]
-        while try statement.step() { meta[statement.text(0)] = statement.blob(1) }
+        var meta = Meta()
+        while try statement.step() {
+            meta.keys.append(statement.text(0))
+            meta.values.append(statement.blob(1))
+        }
         return meta
     }
 

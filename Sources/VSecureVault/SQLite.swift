@@ -11,8 +11,13 @@ final class SQLiteDatabase {
     let path: String
     /// Compiled statements not in use, by SQL text. Compiling a small query costs more than
     /// running it, so `prepare` hands these out again (reset, bindings cleared) instead.
-    private var idleStatements: [String: OpaquePointer] = [:]
-    /// Bounds the cache for SQL built at run time (list filters, tag selections).
+    /// The SQL texts seen (a StringIndex rather than a Dictionary, which would cost every launch
+    /// its generic metadata: see StringIndex), and by the same number its idle statement, if any.
+    private var cachedSQL = StringIndex()
+    private var idleStatements: [OpaquePointer?] = []
+    private var idleCount = 0
+    /// Bounds the cache for SQL built at run time (list filters, tag selections): at most this
+    /// many idle statements, and twice as many SQL texts remembered.
     static let statementCacheLimit = 64
 
     /// `readOnly` opens a connection that never writes the database: it does not checkpoint or
@@ -74,7 +79,7 @@ final class SQLiteDatabase {
     }
 
     deinit {
-        for statement in idleStatements.values { sqlite3_finalize(statement) }
+        for case let statement? in idleStatements { sqlite3_finalize(statement) }
         sqlite3_close_v2(handle)
     }
 
@@ -104,7 +109,9 @@ final class SQLiteDatabase {
     /// the returned object is released, the statement is reset and becomes idle again, so two
     /// statements of the same SQL in use at once are simply two compiled statements.
     func prepare(_ sql: String) throws(VSecureError) -> SQLiteStatement {
-        if let idle = idleStatements.removeValue(forKey: sql) {
+        if let slot = cachedSQL.index(of: sql), let idle = idleStatements[slot] {
+            idleStatements[slot] = nil
+            idleCount -= 1
             return SQLiteStatement(idle, sql: sql, database: self)
         }
         var statement: OpaquePointer?
@@ -120,11 +127,33 @@ final class SQLiteDatabase {
     fileprivate func recycle(_ statement: OpaquePointer, sql: String) {
         sqlite3_reset(statement)
         sqlite3_clear_bindings(statement)
-        if idleStatements[sql] == nil && idleStatements.count < Self.statementCacheLimit {
-            idleStatements[sql] = statement
-        } else {
+        guard idleCount < Self.statementCacheLimit else {
             sqlite3_finalize(statement)
+            return
         }
+        if let slot = cachedSQL.index(of: sql) {
+            if idleStatements[slot] != nil {
+                sqlite3_finalize(statement)
+            } else {
+                idleStatements[slot] = statement
+                idleCount += 1
+            }
+            return
+        }
+        if cachedSQL.count >= 2 * Self.statementCacheLimit {
+            // Forget the texts that have no idle statement.
+            var kept = StringIndex(capacity: idleCount + 1)
+            var keptStatements: [OpaquePointer?] = []
+            for (slot, text) in cachedSQL.keys.enumerated() where idleStatements[slot] != nil {
+                kept.insert(text)
+                keptStatements.append(idleStatements[slot])
+            }
+            cachedSQL = kept
+            idleStatements = keptStatements
+        }
+        cachedSQL.insert(sql)
+        idleStatements.append(statement)
+        idleCount += 1
     }
 
     /// Runs one statement through the cache (for BEGIN, COMMIT and the like).
