@@ -33,8 +33,9 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
     let limiters = limiters ?? RequestLimiters(limits)
     let router = Router(context: ServerContext.self)
     router.add(middleware: RequestIDMiddleware())
-    router.add(middleware: ErrorMiddleware())
+    // Outside the error middleware, so that refusals and errors are logged too, with their status.
     router.add(middleware: RequestLogMiddleware())
+    router.add(middleware: ErrorMiddleware())
     router.get("health") { _, _ in JSONResponse.make(.object([("status", .string("ok"))])) }
     router.get("ready") { _, _ in
         await service.isReady() ? JSONResponse.make(.object([("status", .string("ready"))]))

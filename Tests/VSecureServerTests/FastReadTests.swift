@@ -154,6 +154,12 @@ struct FastReadTests {
         #expect(fastLines.filter { !$0.contains("hb.request.id=") }.count == served,
                 "reads the fast server answered itself:\n\(fastLines.joined(separator: "\n"))")
         #expect(!slowLines.isEmpty && slowLines.allSatisfy { $0.contains("hb.request.id=") }, "\(slowLines)")
+        // Refusals are logged too, with their status.
+        for server in [fixture.fast, fixture.slow] {
+            for line in ["GET /v1/security/secrets/NOPE 404 ", "GET /v1/security/secrets/DB_PASS 401 ", "GET /v1/security/secrets/DB_PASS 403 "] {
+                #expect(server.process.log.contains(line), "\(server.baseURL) logged no \(line)")
+            }
+        }
     }
 
     @Test("a read answered by either path leaves the same audit entry", .timeLimit(.minutes(2)))
