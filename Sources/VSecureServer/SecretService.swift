@@ -84,8 +84,8 @@ public actor SecretService {
         }
         // The members of `responseMembers` with `version` (the one read) and `currentVersion`
         // after `path`, written one by one instead of building the list first.
-        func body(_ secret: SecretSummary, version: Int, value: UnsafeRawBufferPointer) throws(VSecureError) -> ByteBuffer {
-            let rotation = try vault.rotation(secretID: secret.id)
+        func body(_ secret: SecretSummary, version: Int, rotation: (RotationPolicy, RotationRecord)?,
+                  value: UnsafeRawBufferPointer) throws(VSecureError) -> ByteBuffer {
             let attributes = secret.attributes
             var json = ResponseJSON()
             json.openObject()
@@ -118,15 +118,16 @@ public actor SecretService {
         if let version {
             let (secret, info, value) = try vault.get(environment: environment, name: name, version: version)
             try checkExpiry(secret)
+            let rotation = try vault.rotation(secretID: secret.id)
             return (try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                try body(secret, version: info.version, value: raw)
+                try body(secret, version: info.version, rotation: rotation, value: raw)
             }, secret.currentVersion)
         }
-        let (secret, sealed) = try vault.sealedCurrent(environment: environment, name: name)
+        let (secret, sealed, rotation) = try vault.sealedCurrentWithRotation(environment: environment, name: name)
         try checkExpiry(secret)
         let response = try scratch.withBuffer(count: sealed.valueLength) { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
             try vault.open(sealed, environment: environment, into: raw)
-            return try body(secret, version: sealed.version, value: UnsafeRawBufferPointer(raw))
+            return try body(secret, version: sealed.version, rotation: rotation, value: UnsafeRawBufferPointer(raw))
         }
         return (response, secret.currentVersion)
     }

@@ -67,6 +67,9 @@ struct FastReadTests {
                                                                    "tags": ["app"], "metadata": ["owner": "team"]])), "create \(name)")
             }
             try ok(admin.put("/v1/security/secrets/DB_PASS?environment=production", liveJSON(["value": "second value ü"])), "update")
+            try ok(admin.post("/v1/security/secrets", liveJSON(["name": "ROTATED", "value": "rotated", "environment": "production",
+                                                               "rotationPolicy": ["period": "30d", "notifyBefore": "7d",
+                                                                                  "generate": ["length": 32, "charset": "hex"]]])), "create ROTATED")
             try ok(admin.post("/v1/security/secrets", liveJSON(["name": "SOON", "value": "soon", "environment": "production",
                                                                "expiresIn": "1s"])), "create SOON")
             Thread.sleep(forTimeInterval: 1.5)
@@ -98,6 +101,8 @@ struct FastReadTests {
         Case(path: "/v1/security/secrets/DB_PASS?environment=production&environment=staging", routed: true),
         Case(path: "/v1/security/secrets/DB_PASS?environment=production&extra=1", routed: true),
         Case(path: "/v1/security/secrets/DB%5FPASS?environment=production", routed: true),
+        Case(path: "/v1/security/secrets/ROTATED?environment=production"),
+        Case(path: "/v1/security/secrets/ROTATED?environment=production&version=1"),
         Case(path: "/v1/security/secrets/NOPE?environment=production"),
         Case(path: "/v1/security/secrets/bad..name?environment=production"),
         Case(path: "/v1/security/secrets/SOON?environment=production"),
