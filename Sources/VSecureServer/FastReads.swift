@@ -201,6 +201,10 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// A read from the socket asked for while an answer waits: issued once it is written, so a
     /// client that sends request after request cannot make `held` grow without bound.
     private var readPending = false
+    /// The client closed its side after sending (allowed, and what some clients do): passed on
+    /// only after the waiting answer is written, since the router's side closes the connection
+    /// when its input ends.
+    private var inputClosedPending = false
 
     init(reads: FastReads, logger: Logger, remoteAddress: SocketAddress?) {
         self.reads = reads
@@ -257,6 +261,16 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
             break
         }
         context.fireChannelRead(wrapInboundOut(part))
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            if case .answering = state {
+                inputClosedPending = true
+                return
+            }
+        }
+        context.fireUserInboundEventTriggered(event)
     }
 
     func read(context: ChannelHandlerContext) {
@@ -351,6 +365,10 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
             context.fireChannelReadComplete()
         }
         if case .answering = state { return }
+        if inputClosedPending {
+            inputClosedPending = false
+            context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
+        }
         if readPending {
             readPending = false
             context.read()

@@ -222,6 +222,12 @@ struct FastReadTests {
         let manyAnswers = try RawHTTP.exchange(port: fixture.fast.port, bytes: many.map { request($0.0, $0.1) }.joined(), answers: many.count)
         #expect(manyAnswers.map(\.requestID) == many.map(\.1))
         #expect(manyAnswers.map(\.status) == many.map(\.2))
+        // A client that closes its sending side after its requests still gets every answer.
+        for ending in [[(read, "h1", 200)], [(read, "h2", 200), (read, "h3", 200)], Array(sequence.prefix(3))] {
+            let answers = try RawHTTP.exchange(port: fixture.fast.port, bytes: ending.map { request($0.0, $0.1) }.joined(),
+                                               answers: ending.count, halfClose: true)
+            #expect(answers.map(\.requestID) == ending.map(\.1) && answers.map(\.status) == ending.map(\.2), "\(answers)")
+        }
     }
 
     @Test("a request the fast path hands to the router uses one rate allowance, not two", .timeLimit(.minutes(2)))
@@ -255,7 +261,8 @@ enum RawHTTP {
         var description: String { "\(status) \(requestID) \(body.prefix(80))" }
     }
 
-    static func exchange(port: Int, bytes: String, answers count: Int) throws -> [Answer] {
+    /// `halfClose`: shut the sending side once everything is sent, as some clients do.
+    static func exchange(port: Int, bytes: String, answers count: Int, halfClose: Bool = false) throws -> [Answer] {
         let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard socketFD >= 0 else { throw TestFailure("socket failed") }
         defer { close(socketFD) }
@@ -276,6 +283,7 @@ enum RawHTTP {
             guard written > 0 else { throw TestFailure("send failed: \(errno)") }
             sent += written
         }
+        if halfClose { shutdown(socketFD, Int32(SHUT_WR)) }
         var received: [UInt8] = []
         var answers: [Answer] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
