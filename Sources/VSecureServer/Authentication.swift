@@ -49,20 +49,21 @@ struct AuthenticationMiddleware: RouterMiddleware {
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         if request.uri.queryParameters.contains(where: { Self.queryTokenNames.contains(String($0.key)) }) {
-            throw APIError(.authenticationRequired, "API keys are accepted only in the Authorization header, never in the URL")
+            try await refuse("api_key_in_url", token: nil, context: context,
+                             APIError(.authenticationRequired, "API keys are accepted only in the Authorization header, never in the URL"))
         }
-        guard let header = request.headers[.authorization], header.hasPrefix("Bearer ") else { throw APIError.unauthenticated }
+        guard let header = request.headers[.authorization] else {
+            try await refuse("missing_api_key", token: nil, context: context, APIError.unauthenticated)
+        }
+        guard header.hasPrefix("Bearer ") else {
+            try await refuse("malformed_authorization", token: nil, context: context, APIError.unauthenticated)
+        }
         let token = header.dropFirst("Bearer ".count)
-        guard token.utf8.count <= 256 else { throw APIError.unauthenticated }
-        let caller = try service.authenticate(token)
-        guard let caller else {
-            if let wait = failures.admit("address:" + (context.auditRequest.address ?? "unknown")) {
-                throw APIError(.rateLimitExceeded, "too many failed authentications from this address",
-                               details: ["retryAfterSeconds": String(wait)], headers: [.retryAfter: String(wait)])
-            }
-            try await service.recordAuthenticationFailure(token: token, context: context)
-            throw APIError.unauthenticated
+        guard token.utf8.count <= 256 else {
+            try await refuse("malformed_authorization", token: nil, context: context, APIError.unauthenticated)
         }
+        let caller = try service.authenticate(token)
+        guard let caller else { try await refuse("invalid_api_key", token: token, context: context, APIError.unauthenticated) }
         let key = caller.key
         if let wait = limiter.admit(key.id) {
             throw APIError(.rateLimitExceeded, "too many requests for this API key",
@@ -73,6 +74,19 @@ struct AuthenticationMiddleware: RouterMiddleware {
         context.caller = caller
         if caller.user?.isDisabled ?? true { try await service.refuseDisabledUser(context: context) }
         return try await next(request, context)
+    }
+
+    /// Records a failed authentication (`auth login failure` with `reason`, and the key id the
+    /// token claims, never the token), then throws `error`; past the per-address allowance for
+    /// failures, throws 429 instead and records nothing, so that a flood of bad requests cannot
+    /// fill the disk through the audit log.
+    private func refuse(_ reason: String, token: Substring?, context: Context, _ error: APIError) async throws -> Never {
+        if let wait = failures.admit("address:" + (context.auditRequest.address ?? "unknown")) {
+            throw APIError(.rateLimitExceeded, "too many failed authentications from this address",
+                           details: ["retryAfterSeconds": String(wait)], headers: [.retryAfter: String(wait)])
+        }
+        try await service.recordAuthenticationFailure(reason: reason, token: token, context: context)
+        throw error
     }
 }
 

@@ -124,10 +124,12 @@ extension SecretService {
         try await record(event)
     }
 
-    /// `auth login failure`, naming the key id the token claims (never the token).
-    nonisolated func recordAuthenticationFailure(token: Substring, context: ServerContext) async throws {
-        let keyID = (try? String(token).withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in ServerRegistry.tokenKeyID(raw) }) ?? nil
-        var event = context.auditEvent(.auth, .login, outcome: .failure, details: [("reason", "invalid_api_key")], now: clock())
+    /// `auth login failure` for `reason`, naming the key id the token claims (never the token).
+    nonisolated func recordAuthenticationFailure(reason: String, token: Substring?, context: ServerContext) async throws {
+        let keyID = token.flatMap { token in
+            (try? String(token).withUTF8Bytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in ServerRegistry.tokenKeyID(raw) }) ?? nil
+        }
+        var event = context.auditEvent(.auth, .login, outcome: .failure, details: [("reason", reason)], now: clock())
         event.actor = AuditEvent.Actor(user: nil, keyID: keyID)
         try await record(event)
     }
