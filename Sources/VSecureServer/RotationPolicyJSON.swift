@@ -93,7 +93,8 @@ enum RotationPolicyJSON {
                 throw invalid("rotationPolicy.command", "is too long (at most 64 arguments of 4096 bytes)")
             }
             if let refusal = settings.commandRefusal(argv) {
-                throw APIError(.validationError, "rotationPolicy.command: \(refusal)", details: ["field": "rotationPolicy.command"])
+                throw APIError(.validationError, "rotationPolicy.command: \(refusal)",
+                               details: ["field": "rotationPolicy.command", "reason": "commandNotAllowed"])
             }
             source = .command(argv: argv)
         case (nil, nil):

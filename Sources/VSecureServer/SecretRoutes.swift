@@ -296,13 +296,23 @@ struct SecretRoutes {
 extension SecretRoutes {
     /// `POST /secrets/{name}/rotate`: a new value now, made by the secret's policy (due or not).
     /// The environment comes from `?environment=` or an optional body `{"environment": …}`.
+    /// With `onlyIfDue` (query or body), it rotates only a secret that is due, checked again
+    /// inside the write transaction that claims it (as `vsecure rotation:run` does); one that is
+    /// not due, is being rotated by another run, or has a manual policy is answered 200 with
+    /// `"rotated": false` and the reason, and nothing changes.
+    ///
+    /// Refusals say why in `details.reason`, so clients can tell them apart: `noPolicy`,
+    /// `manualPolicy`, `commandNotAllowed` (409) and `inProgress` (409, with `details.skipped`).
+    /// A failed rotation (422) carries the recorded reason in `details.failure`.
     @Sendable func rotate(_ request: Request, context: ServerContext) async throws -> Response {
         let name = try context.secretName()
         var environmentText = request.query("environment")
+        var onlyIfDue = try request.queryBool("onlyIfDue")
         if request.headers[.contentType] != nil {
             let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
-            try body.rejectUnknown(["environment"])
+            try body.rejectUnknown(["environment", "onlyIfDue"])
             environmentText = try body.string("environment") ?? environmentText
+            if let flag = try body.bool("onlyIfDue") { onlyIfDue = flag }
         }
         let environment = try service.environment(environmentText)
         try await context.authorize(.write, environment: environment, name: name, service: service)
@@ -312,21 +322,27 @@ extension SecretRoutes {
         }
         guard let policy else {
             throw APIError(.conflict, "\(name) in \(environment) has no rotation policy",
-                           details: ["hint": "set one with PUT /v1/security/secrets/\(name) and a rotationPolicy"])
+                           details: ["reason": "noPolicy", "hint": "set one with PUT /v1/security/secrets/\(name) and a rotationPolicy"])
         }
         switch policy.source {
         case .manual:
-            throw APIError(.conflict, "\(name) in \(environment) has a manual rotation policy: the server cannot make its next value",
-                           details: ["hint": "give it a new value with PUT /v1/security/secrets/\(name); that counts as its rotation"])
+            // With onlyIfDue the vault answers a manual policy with a skip (due or not), as for
+            // `vsecure rotation:run`.
+            if !onlyIfDue {
+                throw APIError(.conflict, "\(name) in \(environment) has a manual rotation policy: the server cannot make its next value",
+                               details: ["reason": "manualPolicy",
+                                         "hint": "give it a new value with PUT /v1/security/secrets/\(name); that counts as its rotation"])
+            }
         case .command(let argv):
             if let refusal = service.rotationSettings.commandRefusal(argv) {
-                throw APIError(.conflict, "\(name) in \(environment) has a rotation command this server does not run: \(refusal)")
+                throw APIError(.conflict, "\(name) in \(environment) has a rotation command this server does not run: \(refusal)",
+                               details: ["reason": "commandNotAllowed"])
             }
         case .generate:
             break
         }
         let result = try await APIError.wrap { () async throws(VSecureError) in
-            try await rotator.rotate(environment: environment, name: name, onlyIfDue: false, actor: context.actorName)
+            try await rotator.rotate(environment: environment, name: name, onlyIfDue: onlyIfDue, actor: context.actorName)
         }
         SecretRotator.log(result, logger: context.logger)
         switch result.outcome {
@@ -334,19 +350,30 @@ extension SecretRoutes {
             let body = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
                 var members = try vault.responseMembers(try vault.summary(environment: environment, name: name), now: now)
                 members.append(("previousVersion", .int(from)))
+                members.append(("rotated", .bool(true)))
                 return .object(members)
             }
             if let event = SecretRotator.auditEvent(result, actor: context.auditActor, request: context.auditRequest, now: service.clock()) {
                 try await service.record(event)
             }
             return JSONResponse.make(body)
+        case .skipped(let reason) where onlyIfDue:
+            let body = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
+                var members = try vault.responseMembers(try vault.summary(environment: environment, name: name), now: now)
+                members.append(("rotated", .bool(false)))
+                members.append(("skipped", .string(reason)))
+                return .object(members)
+            }
+            return JSONResponse.make(body)
         case .skipped(let reason):
-            throw APIError(.conflict, "\(name) in \(environment) was not rotated: \(reason)")
+            throw APIError(.conflict, "\(name) in \(environment) was not rotated: \(reason)",
+                           details: ["reason": "inProgress", "skipped": reason])
         case .failed(let reason):
             if let event = SecretRotator.auditEvent(result, actor: context.auditActor, request: context.auditRequest, now: service.clock()) {
                 try await service.record(event)
             }
-            throw APIError(.rotationFailed, "the rotation of \(name) in \(environment) failed; nothing changed: \(reason)")
+            throw APIError(.rotationFailed, "the rotation of \(name) in \(environment) failed; nothing changed: \(reason)",
+                           details: ["failure": reason])
         }
     }
 }

@@ -237,4 +237,89 @@ struct RotationRouteTests {
             #expect((after["rotation"] as? [String: Any])?["failureCount"] as? Int == 1)
         }
     }
+
+    @Test("rotate with onlyIfDue: not due or manual is 200 rotated: false with the reason and changes nothing; due rotates once")
+    func rotateOnlyIfDue() async throws {
+        let server = try ServerFixture.make()
+        let admin = server.admin
+        try await server.test { client in
+            try await client.createSecret("TOKEN", value: "v-only-if-due", key: admin, environment: "production", extra: [
+                "rotationPolicy": ["period": "1d", "generate": ["length": 32, "charset": "alnum"]],
+            ])
+            try await client.createSecret("MANUAL", value: "v-manual", key: admin, extra: ["rotationPolicy": ["period": "1d"]])
+            let early = try await client.send(.post, "/v1/security/secrets/TOKEN/rotate", key: admin,
+                                              json: ["environment": "production", "onlyIfDue": true])
+            #expect(early.status == .ok, "\(early)")
+            #expect(early["rotated"] as? Bool == false)
+            #expect(early.string("skipped") == "not due until \(Self.iso(Self.day))", "\(early)")
+            #expect(early.int("version") == 1)
+            #expect(early["previousVersion"] == nil)
+            expectNoLeak(early, of: ["v-only-if-due"])
+            // The query form, and a manual policy: skipped with its reason, not refused.
+            let manual = try await client.send(.post, "/v1/security/secrets/MANUAL/rotate?onlyIfDue=true", key: admin)
+            #expect(manual.status == .ok, "\(manual)")
+            #expect(manual["rotated"] as? Bool == false)
+            #expect(manual.string("skipped") == "not due until \(Self.iso(Self.day))", "\(manual)")
+            expectError(try await client.send(.post, "/v1/security/secrets/TOKEN/rotate?onlyIfDue=maybe&environment=production", key: admin),
+                        .badRequest, "VALIDATION_ERROR")
+
+            server.clock.advance(seconds: Self.day)
+            let due = try await client.send(.post, "/v1/security/secrets/TOKEN/rotate?onlyIfDue=true", key: admin,
+                                            json: ["environment": "production"])
+            #expect(due.status == .ok, "\(due)")
+            #expect(due["rotated"] as? Bool == true)
+            #expect(due.int("version") == 2)
+            #expect(due.int("previousVersion") == 1)
+            let again = try await client.send(.post, "/v1/security/secrets/TOKEN/rotate", key: admin,
+                                              json: ["environment": "production", "onlyIfDue": true])
+            #expect(again["rotated"] as? Bool == false, "rotated at the due time, it is due again a day later: \(again)")
+            #expect(again.int("version") == 2)
+            let manualDue = try await client.send(.post, "/v1/security/secrets/MANUAL/rotate", key: admin, json: ["onlyIfDue": true])
+            #expect(manualDue["rotated"] as? Bool == false)
+            #expect(manualDue.string("skipped")?.hasPrefix("manual policy, due since") == true, "\(manualDue)")
+        }
+        #expect(try await server.versionCount("MANUAL") == 1)
+    }
+
+    @Test("refusals say why in details.reason: noPolicy, manualPolicy, commandNotAllowed; a failure carries details.failure")
+    func rotateRefusalReasons() async throws {
+        let (directory, allowed) = try commandDirectory()
+        let bad = try directory.write("bad.sh", "cat >/dev/null\nexit 3\n")
+        var settings = ServerRotationSettings()
+        try settings.allowCommands(in: allowed)
+        let server = try ServerFixture.make(rotation: settings)
+        let admin = server.admin
+        try await server.test { client in
+            try await client.createSecret("PLAIN", value: "v-plain", key: admin)
+            try await client.createSecret("MANUAL", value: "v-manual", key: admin, extra: ["rotationPolicy": ["period": "30d"]])
+            try await client.createSecret("FAILS", value: "v-fails-secret", key: admin, extra: [
+                "rotationPolicy": ["period": "1d", "command": [allowed + "/sh", bad]],
+            ])
+            let plain = try await client.send(.post, "/v1/security/secrets/PLAIN/rotate", key: admin)
+            #expect(plain.errorDetails?["reason"] as? String == "noPolicy", "\(plain)")
+            let manual = try await client.send(.post, "/v1/security/secrets/MANUAL/rotate", key: admin)
+            #expect(manual.errorDetails?["reason"] as? String == "manualPolicy", "\(manual)")
+            let outside = try await client.send(.post, "/v1/security/secrets", key: admin, json: [
+                "name": "DB", "value": "v-db", "rotationPolicy": ["period": "1d", "command": ["/bin/sh", "-c", "true"]],
+            ])
+            expectError(outside, .badRequest, "VALIDATION_ERROR")
+            #expect(outside.errorDetails?["reason"] as? String == "commandNotAllowed", "\(outside)")
+            let failed = try await client.send(.post, "/v1/security/secrets/FAILS/rotate", key: admin)
+            expectError(failed, .unprocessableContent, "ROTATION_FAILED")
+            #expect(failed.errorDetails?["failure"] as? String == "the rotation command \(allowed)/sh exited with status 3; nothing was changed", "\(failed)")
+            expectNoLeak(failed, of: ["v-fails-secret"])
+        }
+        // A command policy set through the vault, on a server that runs none: 409 commandNotAllowed.
+        let strict = try ServerFixture.make()
+        let policy = try RotationPolicy(period: SecretDuration(seconds: Self.day), source: .command(argv: ["/bin/true"]))
+        try await strict.test { client in try await client.createSecret("DB", value: "v-db", key: strict.admin) }
+        try await strict.service.withVault { vault, now throws(VSecureError) in
+            try vault.setRotationPolicy(environment: try EnvironmentName("development"), name: try SecretName("DB"), policy: policy, now: now)
+        }
+        try await strict.test { client in
+            let refused = try await client.send(.post, "/v1/security/secrets/DB/rotate", key: strict.admin)
+            expectError(refused, .conflict, "CONFLICT")
+            #expect(refused.errorDetails?["reason"] as? String == "commandNotAllowed", "\(refused)")
+        }
+    }
 }
