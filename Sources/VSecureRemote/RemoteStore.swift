@@ -44,7 +44,7 @@ public final class RemoteStore: SecretStore {
         return RemoteReply(response, endpoint: endpoint)
     }
 
-    private func request(_ method: String, _ path: String, lockedBody: SecureBytes) throws(VSecureError) -> RemoteReply {
+    func request(_ method: String, _ path: String, lockedBody: SecureBytes) throws(VSecureError) -> RemoteReply {
         requestCount += 1
         let response = try HTTPExchange.perform(endpoint, method: method, path: Self.api + path,
                                                 headers: [Self.idempotencyHeader()], body: lockedBody)
@@ -75,9 +75,9 @@ public final class RemoteStore: SecretStore {
         return out
     }
 
-    private func path(_ name: SecretName, _ suffix: String = "") -> String { "/secrets/\(name.rawValue)\(suffix)" }
+    func path(_ name: SecretName, _ suffix: String = "") -> String { "/secrets/\(name.rawValue)\(suffix)" }
 
-    private var reader: ShapeReader {
+    var reader: ShapeReader {
         ShapeReader(notOurs: VSecureError(.remoteUnreachable, "the server at \(endpoint.baseURL) did not answer like a vsecure server",
                                           hint: "check that the endpoint points at a vsecure server"))
     }
@@ -135,7 +135,7 @@ public final class RemoteStore: SecretStore {
         return environment
     }
 
-    private func resolve(_ environment: EnvironmentName?) throws(VSecureError) -> EnvironmentName {
+    func resolve(_ environment: EnvironmentName?) throws(VSecureError) -> EnvironmentName {
         if let environment { return environment }
         return try defaultEnvironment()
     }
@@ -155,9 +155,15 @@ public final class RemoteStore: SecretStore {
     // MARK: - Writes
 
     public func create(_ secret: NewSecret) throws(VSecureError) -> SecretSummary {
+        try create(secret, extra: [])
+    }
+
+    /// `extra`: more public members of the body (`rotationPolicy`).
+    func create(_ secret: NewSecret, extra: [(String, JSONValue)]) throws(VSecureError) -> SecretSummary {
         var members: [(String, JSONValue)] = [("name", .string(secret.name.rawValue))]
         if let environment = secret.environment { members.append(("environment", .string(environment.rawValue))) }
         members += attributeMembers(secret.attributes)
+        members += extra
         let body = LockedRequestBody()
         body.append("{")
         body.appendMembers(members)
@@ -165,6 +171,7 @@ public final class RemoteStore: SecretStore {
         body.appendValue(secret.value)
         body.append("}")
         let reply = try request("POST", "/secrets", lockedBody: body.finish())
+        if reply.status != 201 && !extra.isEmpty { throw rotationPolicyRefusal(reply, name: secret.name) }
         try reply.check([201])
         return try reader.summary(try reply.json())
     }
@@ -181,6 +188,12 @@ public final class RemoteStore: SecretStore {
 
     public func update(environment: EnvironmentName?, name: SecretName, value: SecureBytes?, change: AttributeChange,
                        ifVersion: Int?) throws(VSecureError) -> SecretUpdate {
+        try update(environment: environment, name: name, value: value, change: change, ifVersion: ifVersion, extra: [])
+    }
+
+    /// `extra`: more public members of the body (`rotationPolicy`).
+    func update(environment: EnvironmentName?, name: SecretName, value: SecureBytes?, change: AttributeChange,
+                ifVersion: Int?, extra: [(String, JSONValue)]) throws(VSecureError) -> SecretUpdate {
         var members: [(String, JSONValue)] = []
         if let environment { members.append(("environment", .string(environment.rawValue))) }
         if let replace = change.replaceTags { members.append(("tags", .array(replace.map { .string($0.rawValue) }))) }
@@ -203,6 +216,7 @@ public final class RemoteStore: SecretStore {
         }
         if case .some(let description) = change.description { members.append(("description", .optional(description))) }
         if let ifVersion { members.append(("ifVersion", .int(ifVersion))) }
+        members += extra
         let body = LockedRequestBody()
         body.append("{")
         body.appendMembers(members)
@@ -212,6 +226,7 @@ public final class RemoteStore: SecretStore {
         }
         body.append("}")
         let reply = try request("PUT", path(name), lockedBody: body.finish())
+        if reply.status != 200 && !extra.isEmpty { throw rotationPolicyRefusal(reply, name: name) }
         try reply.check()
         let json = try reply.json()
         let changed = json["valueChanged"]?.boolValue ?? false
@@ -316,6 +331,14 @@ public final class RemoteStore: SecretStore {
     /// Every page of `GET /secrets`, ordered by environment then name like the local vault.
     public func list(_ query: SecretQuery) throws(VSecureError) -> [SecretSummary] {
         var result: [SecretSummary] = []
+        for item in try listItems(query) { result.append(try reader.summary(item)) }
+        return result.sorted { ($0.environment, $0.name) < ($1.environment, $1.name) }
+    }
+
+    /// Every item of every page of `GET /secrets`, in the server's order, following the cursor
+    /// to the end.
+    func listItems(_ query: SecretQuery) throws(VSecureError) -> [JSONValue] {
+        var result: [JSONValue] = []
         var cursor: String?
         repeat {
             let reply = try request("GET", "/secrets", query: [
@@ -327,11 +350,11 @@ public final class RemoteStore: SecretStore {
             try reply.check()
             let json = try reply.json()
             guard let items = json["data"]?.arrayValue, let pagination = json["pagination"] else { throw reader.notOurs }
-            for item in items { result.append(try reader.summary(item)) }
+            result += items
             cursor = try reader.optionalString(pagination, "cursor")
             if cursor != nil && items.isEmpty { throw reader.notOurs }
         } while cursor != nil
-        return result.sorted { ($0.environment, $0.name) < ($1.environment, $1.name) }
+        return result
     }
 
     public func versions(environment: EnvironmentName?, name: SecretName) throws(VSecureError) -> SecretHistory {

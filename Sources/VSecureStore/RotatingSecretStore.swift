@@ -1,8 +1,9 @@
 import VSecureCore
 import VSecureCrypto
 
-/// A store that keeps rotation policies and rotates secrets (docs/rotation.md). The local vault
-/// is one; a vsecure server is not yet, so the CLI refuses rotation options against it.
+/// A store that keeps rotation policies and rotates secrets (docs/rotation.md). Both stores are:
+/// the local vault (`LocalSecretStore`) and a vsecure server (`RemoteStore`, over the server's
+/// rotation API; the server makes the values).
 public protocol RotatingSecretStore: SecretStore {
     /// `create` and setting `rotation` in one transaction.
     func create(_ secret: NewSecret, rotation: RotationPolicy) throws(VSecureError) -> SecretSummary

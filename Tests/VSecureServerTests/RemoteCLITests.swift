@@ -14,10 +14,11 @@ struct RemoteCLITests {
         let server: LiveServer
         let config: TemporaryDirectory
 
-        init() throws {
+        /// `serverArguments`: more `vsecure-server serve` options (`--rotation-interval 0`, …).
+        init(serverArguments: [String] = []) throws {
             local = try Vault()
             live = try LiveStore()
-            server = try LiveServer(store: live)
+            server = try LiveServer(store: live, extraArguments: serverArguments)
             config = try TemporaryDirectory(prefix: "vsecure-cli-config")
         }
 

@@ -23,7 +23,8 @@ struct SecretsRotate: ParsableCommand {
         Works whether or not the secret is due. A failure (the rotation command exited non-zero, \
         printed nothing or timed out) changes nothing, is recorded (rotation:status shows it) and \
         exits 15. A manual policy cannot be rotated by vsecure: give the new value with secrets:update. \
-        Local vaults only for now: against a server this exits 16.
+        Against a server, the server makes the value (its own command timeout applies, and a \
+        rotation command it does not run exits 16).
         """
     )
 
@@ -127,7 +128,8 @@ struct RotationRun: ParsableCommand {
         due time is checked again inside the write transaction, and a rotation in progress is \
         claimed, so two runs rotate a due secret once. A failure is recorded and reported and does \
         not stop the others; the exit status is then 15. Manual policies are listed, never rotated. \
-        Local vaults only for now: against a server this exits 16.
+        Against a server, the server checks the due time again in its own write transaction \
+        (with its own clock) and makes the values.
         """
     )
 

@@ -55,12 +55,12 @@ struct RotationOptions: ParsableArguments {
     }
 }
 
-/// The store as one that rotates, or the error that says a server cannot yet.
+/// The store as one that rotates. Both stores do (the local vault, and a server through its
+/// rotation API); a store that does not is refused with exit 16.
 func rotatingStore(_ store: any SecretStore) throws(VSecureError) -> any RotatingSecretStore {
     guard let rotating = store as? any RotatingSecretStore else {
-        throw VSecureError(.unsupported, "the \(store.label) does not support rotation yet",
-                           hints: ["rotation policies and rotation work on a local vault: pass --vault PATH",
-                                   "the server's own rotation schedule and rotationPolicy in its API are planned"])
+        throw VSecureError(.unsupported, "the \(store.label) does not support rotation",
+                           hint: "rotation policies and rotation work on a local vault (--vault PATH) and on a vsecure server (--endpoint URL)")
     }
     return rotating
 }
