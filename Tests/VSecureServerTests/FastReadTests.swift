@@ -1,6 +1,9 @@
 import Foundation
+import Logging
+import Synchronization
 import Testing
 import TestSupport
+import VSecureServer
 
 /// `GET /v1/security/secrets/{name}` is answered on the event loop, past the router
 /// (`FastReadHandler`). These tests run the real `vsecure-server` twice on one data directory,
@@ -251,9 +254,110 @@ struct FastReadTests {
     }
 }
 
-/// A raw HTTP/1.1 exchange over one TCP connection: everything sent in one write, the answers
-/// read until `answers` complete ones (Content-Length framed) have arrived.
+extension FastReadTests {
+    @Test("a connection kept busy by fast reads outlives the idle time-out; an idle one is closed", .timeLimit(.minutes(2)))
+    func idleTimeout() async throws {
+        let store = try LiveStore()
+        var configuration = ServerConfiguration(dataDirectory: store.dataPath)
+        configuration.insecureHTTP = true
+        configuration.port = 0
+        configuration.limits.idleTimeoutSeconds = 1
+        var logger = Logger(label: "fast-read-idle")
+        logger.logLevel = .warning
+        let port = Mutex<Int?>(nil)
+        let app = try await buildApplication(configuration, logger: logger) { channel in
+            port.withLock { $0 = channel.localAddress?.port }
+        }
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await app.run() }
+            defer { group.cancelAll() }
+            var bound: Int?
+            for _ in 0..<500 where bound == nil {
+                bound = port.withLock { $0 }
+                if bound == nil { try await Task.sleep(for: .milliseconds(10)) }
+            }
+            let serverPort = try #require(bound, "the server did not start")
+            let client = LiveClient(baseURL: "http://127.0.0.1:\(serverPort)", token: store.adminToken, scratch: store.directory)
+            let created = try client.post("/v1/security/secrets", liveJSON(["name": "IDLE", "value": "v", "environment": "production"]))
+            #expect(created.status == 201, "\(created)")
+            let connection = try RawHTTP.Connection(port: serverPort)
+            // Six reads 400 ms apart: 2.4 s on one connection whose idle time-out is 1 s.
+            for index in 0..<6 {
+                try connection.send("GET /v1/security/secrets/IDLE?environment=production HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                    + "Authorization: Bearer \(store.adminToken)\r\nX-Request-Id: idle-\(index)\r\n\r\n")
+                let answer = try connection.receive(1)
+                #expect(answer.map(\.status) == [200] && answer.map(\.requestID) == ["idle-\(index)"], "\(answer)")
+                try await Task.sleep(for: .milliseconds(400))
+            }
+            // Then nothing: the server closes the connection about a second later.
+            let started = Date()
+            #expect(connection.waitForClose(timeout: 5), "an idle connection stays open")
+            #expect(Date().timeIntervalSince(started) < 4)
+        }
+    }
+}
+
+/// Raw HTTP/1.1 over one TCP connection: requests sent as given (several at once to pipeline
+/// them), answers read until enough complete ones (Content-Length framed) have arrived.
 enum RawHTTP {
+    final class Connection {
+        private let socketFD: Int32
+        private var received: [UInt8] = []
+
+        init(port: Int) throws {
+            socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+            guard socketFD >= 0 else { throw TestFailure("socket failed") }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = in_port_t(UInt16(port).bigEndian)
+            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            let connected = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard connected == 0 else {
+                close(socketFD)
+                throw TestFailure("connect failed: \(errno)")
+            }
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        deinit { close(socketFD) }
+
+        func send(_ text: String) throws {
+            let payload = Array(text.utf8)
+            var sent = 0
+            while sent < payload.count {
+                let written = payload[sent...].withUnsafeBytes { Glibc.send(socketFD, $0.baseAddress, $0.count, 0) }
+                guard written > 0 else { throw TestFailure("send failed: \(errno)") }
+                sent += written
+            }
+        }
+
+        /// Shuts the sending side, as some clients do after their last request.
+        func halfClose() { shutdown(socketFD, Int32(SHUT_WR)) }
+
+        func receive(_ count: Int) throws -> [Answer] {
+            var answers: [Answer] = []
+            var buffer = [UInt8](repeating: 0, count: 65536)
+            while true {
+                while answers.count < count, let answer = RawHTTP.parseOne(&received) { answers.append(answer) }
+                if answers.count == count { return answers }
+                let got = recv(socketFD, &buffer, buffer.count, 0)
+                guard got > 0 else { throw TestFailure("connection ended after \(answers.count) answers: \(answers)") }
+                received += buffer[0..<got]
+            }
+        }
+
+        /// Whether the server closes the connection within `timeout` seconds.
+        func waitForClose(timeout: Int) -> Bool {
+            var limit = timeval(tv_sec: timeout, tv_usec: 0)
+            setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &limit, socklen_t(MemoryLayout<timeval>.size))
+            var byte: UInt8 = 0
+            return recv(socketFD, &byte, 1, 0) == 0
+        }
+    }
+
     struct Answer: CustomStringConvertible {
         var status: Int
         var requestID: String
@@ -261,43 +365,17 @@ enum RawHTTP {
         var description: String { "\(status) \(requestID) \(body.prefix(80))" }
     }
 
-    /// `halfClose`: shut the sending side once everything is sent, as some clients do.
+    /// Sends `bytes` on a new connection and reads `count` answers. `halfClose`: shut the
+    /// sending side once everything is sent, as some clients do.
     static func exchange(port: Int, bytes: String, answers count: Int, halfClose: Bool = false) throws -> [Answer] {
-        let socketFD = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard socketFD >= 0 else { throw TestFailure("socket failed") }
-        defer { close(socketFD) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(socketFD, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw TestFailure("connect failed: \(errno)") }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(socketFD, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let payload = Array(bytes.utf8)
-        var sent = 0
-        while sent < payload.count {
-            let written = payload[sent...].withUnsafeBytes { send(socketFD, $0.baseAddress, $0.count, 0) }
-            guard written > 0 else { throw TestFailure("send failed: \(errno)") }
-            sent += written
-        }
-        if halfClose { shutdown(socketFD, Int32(SHUT_WR)) }
-        var received: [UInt8] = []
-        var answers: [Answer] = []
-        var buffer = [UInt8](repeating: 0, count: 65536)
-        while answers.count < count {
-            let got = recv(socketFD, &buffer, buffer.count, 0)
-            guard got > 0 else { throw TestFailure("connection ended after \(answers.count) answers: \(answers)") }
-            received += buffer[0..<got]
-            while let answer = parseOne(&received) { answers.append(answer) }
-        }
-        return answers
+        let connection = try Connection(port: port)
+        try connection.send(bytes)
+        if halfClose { connection.halfClose() }
+        return try connection.receive(count)
     }
 
     /// Takes one complete answer off the front of `data`, if there is one.
-    private static func parseOne(_ data: inout [UInt8]) -> Answer? {
+    static func parseOne(_ data: inout [UInt8]) -> Answer? {
         let separator: [UInt8] = [13, 10, 13, 10]
         guard let end = (0...max(0, data.count - 4)).first(where: { data.count >= $0 + 4 && Array(data[$0..<$0 + 4]) == separator }) else { return nil }
         let head = String(decoding: data[..<end], as: UTF8.self)
