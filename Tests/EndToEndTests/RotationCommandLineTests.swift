@@ -205,19 +205,19 @@ struct RotationCommandLineTests {
         #expect(outputs.joined().components(separatedBy: "rotated production/").count - 1 == 7, "\(outputs)")
     }
 
-    @Test("rotation options and commands against a server fail with exit 16 and a hint; bad options are usage errors")
+    @Test("rotation options and commands against a server go to the server (here: none, exit 13); bad options are usage errors")
     func refusals() throws {
         let vault = try Vault()
-        let remote = ["VSECURE_API_KEY": "vsk_test_unused"]
+        // Against a live server: Tests/VSecureServerTests/RemoteRotationCLITests.swift.
+        let remote = ["VSECURE_API_KEY": "vsk_test_unused", "VSECURE_TIMEOUT": "5s"]
         for arguments in [["rotation:run", "--endpoint", "https://127.0.0.1:9"], ["rotation:status", "--endpoint", "https://127.0.0.1:9"],
                           ["secrets:rotate", "X", "--endpoint", "https://127.0.0.1:9"]] {
             let result = try vault.run(arguments, env: remote, location: .none)
-            expectFailure(result, 16, "the server https://127.0.0.1:9 does not support rotation yet")
-            #expect(result.stderr.contains("vsecure: hint: rotation policies and rotation work on a local vault: pass --vault PATH"))
+            expectFailure(result, 13, "cannot reach the server at https://127.0.0.1:9")
         }
         let create = try vault.run(["secrets:create", "X", "-", "--endpoint", "https://127.0.0.1:9", "--rotation-period", "1d"],
                                    stdin: .text("v"), env: remote, location: .none)
-        expectFailure(create, 16, "does not support rotation yet")
+        expectFailure(create, 13, "cannot reach the server at https://127.0.0.1:9")
         for (arguments, message) in [
             (["--rotation-notify-before", "1d"], "a rotation policy needs --rotation-period"),
             (["--rotation-period", "1d", "--rotation-generate", "length=3"], "length must be a whole number from 8 to 4096"),
