@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <string.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -60,4 +61,53 @@ static inline int vsecure_open_readwrite_nofollow(const char *path) {
 }
 static inline int vsecure_errno(void) { return errno; }
 static inline void vsecure_set_errno(int e) { errno = e; }
+
+/* While a rotation command runs in its own process group, SIGINT, SIGTERM and SIGHUP sent to
+   vsecure (Ctrl-C in a terminal reaches only the terminal's foreground group; a service manager
+   signals vsecure) are passed on to the command's group and remembered, so vsecure can record
+   how the rotation ended before it acts on the signal. Signals the process ignores stay
+   ignored. One command at a time per process; only RotationCommand uses these. */
+#include <signal.h>
+static volatile sig_atomic_t vsecure_forward_group = 0;
+static volatile sig_atomic_t vsecure_forward_caught = 0;
+static const int vsecure_forward_signals[3] = {SIGINT, SIGTERM, SIGHUP};
+static inline void vsecure_forward_handler(int sig) {
+    int saved = errno;
+    vsecure_forward_caught = sig;
+    if (vsecure_forward_group > 0) kill(-(pid_t)vsecure_forward_group, sig);
+    errno = saved;
+}
+/* Installs the handler where a signal is not ignored; `saved` receives the three previous
+   actions. Call before spawning (a signal in between is remembered and passed on by
+   vsecure_forward_start). */
+static inline void vsecure_forward_begin(struct sigaction *saved) {
+    vsecure_forward_group = 0;
+    vsecure_forward_caught = 0;
+    for (int i = 0; i < 3; i++) {
+        sigaction(vsecure_forward_signals[i], NULL, &saved[i]);
+        if (saved[i].sa_handler == SIG_IGN) continue;
+        struct sigaction action;
+        memset(&action, 0, sizeof action);
+        action.sa_handler = vsecure_forward_handler;
+        sigfillset(&action.sa_mask);
+        sigaction(vsecure_forward_signals[i], &action, NULL);
+    }
+}
+/* The command's process group, once spawned. */
+static inline void vsecure_forward_start(pid_t group) {
+    vsecure_forward_group = (sig_atomic_t)group;
+    int caught = vsecure_forward_caught;
+    if (caught != 0) kill(-group, caught);
+}
+/* Restores the previous actions; returns the signal caught meanwhile (0 if none). */
+static inline int vsecure_forward_end(const struct sigaction *saved) {
+    for (int i = 0; i < 3; i++) {
+        if (saved[i].sa_handler == SIG_IGN) continue;
+        sigaction(vsecure_forward_signals[i], &saved[i], NULL);
+    }
+    vsecure_forward_group = 0;
+    int caught = vsecure_forward_caught;
+    vsecure_forward_caught = 0;
+    return caught;
+}
 #endif

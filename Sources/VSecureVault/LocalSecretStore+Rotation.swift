@@ -33,6 +33,9 @@ extension LocalSecretStore: RotatingSecretStore {
                        settings: RotationSettings) throws(VSecureError) -> RotationResult {
         let environment = environment ?? vault.defaultEnvironment
         try vault.checkEnvironment(environment)
+        // A Ctrl-C or SIGTERM during a rotation command went to the command too; it takes effect
+        // here once the outcome is stored and recorded (or the rotation rolled back).
+        defer { RotationCommand.deliverPendingSignal() }
         // The claim outlives the command's timeout, so a slow command is never rotated twice.
         let claimFor = SecretDuration(seconds: settings.commandTimeout.seconds + 60)
         let result = try vault.rotate(environment: environment, name: name, onlyIfDue: onlyIfDue, actor: actor, now: now(),
@@ -42,7 +45,7 @@ extension LocalSecretStore: RotatingSecretStore {
                 return SecureBytes.randomCharacters(count: length, alphabet: charset.alphabet)
             case .command(let argv):
                 return try RotationCommand.run(argv: argv, environment: Self.commandEnvironment(input), input: input.currentValue,
-                                               timeout: settings.commandTimeout)
+                                               timeout: settings.commandTimeout, forwardSignals: true)
             case .manual:
                 throw RotationFailure("\(name) has a manual policy")
             }

@@ -1,6 +1,8 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
+import Synchronization
 import VSecureCore
 import VSecureCrypto
 
@@ -11,9 +13,23 @@ import VSecureCrypto
 public enum RotationCommand {
     public static let outputLimit = SecretValueRule.maximumBytes
 
+    /// `forwardSignals`: while the command runs, SIGINT, SIGTERM and SIGHUP sent to this process
+    /// (Ctrl-C reaches only the terminal's foreground process group, which the command is not
+    /// in) are passed on to the command's group and kept for `deliverPendingSignal`, which the
+    /// caller calls once it has recorded how the rotation ended. Without it a Ctrl-C would end
+    /// vsecure and leave the command running on its own, its new value lost. The server, which
+    /// handles its signals itself, does not ask for it.
     public static func run(argv: [String], environment: [String], input: SecureBytes?,
-                           timeout: SecretDuration) throws(RotationFailure) -> SecureBytes {
+                           timeout: SecretDuration, forwardSignals: Bool = false) throws(RotationFailure) -> SecureBytes {
         guard let program = argv.first else { throw RotationFailure("the rotation command is empty") }
+        var savedActions: [sigaction] = Array(repeating: .init(), count: 3)
+        if forwardSignals { savedActions.withUnsafeMutableBufferPointer { vsecure_forward_begin($0.baseAddress) } }
+        defer {
+            if forwardSignals {
+                let caught = savedActions.withUnsafeBufferPointer { vsecure_forward_end($0.baseAddress) }
+                if caught != 0 { pendingSignal.store(caught, ordering: .relaxed) }
+            }
+        }
         var toChild: [Int32] = [-1, -1], fromChild: [Int32] = [-1, -1]
         guard pipe(&toChild) == 0 else { throw RotationFailure("cannot create a pipe: \(errnoText())") }
         guard pipe(&fromChild) == 0 else {
@@ -53,6 +69,7 @@ public enum RotationCommand {
             close(toChild[1]); close(fromChild[0])
             throw RotationFailure("the rotation command \(program) could not be started: \(String(cString: strerror(spawned)))")
         }
+        if forwardSignals { vsecure_forward_start(pid) }
 
         // Writing to a command that stopped reading must not kill vsecure.
         let previousPipeHandler = signal(SIGPIPE, SIG_IGN)
@@ -82,6 +99,16 @@ public enum RotationCommand {
             throw RotationFailure("the rotation command \(program) printed more than \(outputLimit) bytes (120 KiB)")
         }
         return output.slice(0..<length)
+    }
+
+    /// A signal caught while a command ran with `forwardSignals` (0: none).
+    private static let pendingSignal = Atomic<Int32>(0)
+
+    /// Raises the signal caught during the last command run with `forwardSignals`, if any, now
+    /// that its own handling is restored: by default it ends the process, as it would have.
+    public static func deliverPendingSignal() {
+        let caught = pendingSignal.exchange(0, ordering: .relaxed)
+        if caught != 0 { raise(caught) }
     }
 
     private struct Exchange {

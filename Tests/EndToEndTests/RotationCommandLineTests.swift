@@ -181,6 +181,47 @@ struct RotationCommandLineTests {
         #expect(try vault.value("BG", ["--env", "production"]) == bytes("fresh-value"))
     }
 
+    @Test("a signal to vsecure during a rotation command reaches the command; the failure is recorded before vsecure ends",
+          .timeLimit(.minutes(2)))
+    func signalReachesTheCommand() throws {
+        let vault = try Vault()
+        let started = vault.directory.file("started"), caught = vault.directory.file("caught")
+        // Waits for a signal (its `sleep` is in the same process group and gets it too).
+        let command = try script(vault, "waits.sh", """
+            cat >/dev/null
+            trap 'echo term > \(shellQuoted(caught)); exit 3' TERM
+            trap 'echo int > \(shellQuoted(caught)); exit 3' INT
+            : > \(shellQuoted(started))
+            sleep 30 & wait $!
+            printf 'never-stored'
+            """)
+        expectSuccess(try vault.run(["secrets:create", "WAITS", "-", "--env", "production", "--rotation-period", "1d",
+                                     "--rotation-command", "/bin/sh " + command], stdin: .text("old"), env: Self.at(0)))
+        for (signal, word) in [(SIGTERM, "term"), (SIGINT, "int")] {
+            try? FileManager.default.removeItem(atPath: started)
+            try? FileManager.default.removeItem(atPath: caught)
+            // Spawned with the usual dispositions (a shell's background job would ignore SIGINT).
+            let cli = try LiveProcess(Binaries.vsecure, ["secrets:rotate", "WAITS", "--env", "production"],
+                                      environment: vault.environment(extra: Self.at(Self.day)), logPath: vault.directory.file("rotate-\(word).out"))
+            let deadline = Date().addingTimeInterval(20)
+            while !FileManager.default.fileExists(atPath: started) && Date() < deadline && cli.isRunning { usleep(20_000) }
+            #expect(FileManager.default.fileExists(atPath: started), "the command did not start: \(cli.log)")
+            let signalled = Date()
+            cli.signal(signal)
+            let status = cli.wait(timeout: 15)
+            // Ended by the signal itself (128 + N), once the failed rotation was recorded.
+            #expect(status == 128 + signal, "signal \(signal): exit \(status.map(String.init) ?? "none"): \(cli.log)")
+            #expect(Date().timeIntervalSince(signalled) < 10, "vsecure ended promptly after signal \(signal)")
+            #expect((try? String(contentsOfFile: caught, encoding: .utf8)) == word + "\n", "the command got signal \(signal)")
+        }
+        // Nothing was stored; each interrupted rotation is in the audit log as a failure.
+        #expect(try versions(vault, "WAITS", ["--env", "production"]).map { $0.string("action") } == ["create"])
+        let logged = try vault.run(["audit:logs", "--action", "rotated", "--result", "failure", "--output", "json"])
+        let entries = try #require(try JSONSerialization.jsonObject(with: Data(logged.stdout)) as? [[String: Any]], "\(logged)")
+        #expect(entries.count == 2, "\(logged.stdoutText)")
+        #expect(!logged.stdoutText.contains("never-stored"))
+    }
+
     @Test("two concurrent rotation:run processes rotate each due secret exactly once")
     func concurrentRuns() throws {
         let vault = try Vault()
