@@ -80,9 +80,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
         Settings come from flags, then VSECURE_SERVER_* environment variables (LISTEN, TLS_CERT, \
         TLS_KEY, INSECURE_HTTP, RATE_LIMIT, MAX_BODY_BYTES, LOG_LEVEL, ROTATION_INTERVAL, \
-        ALLOW_ROTATION_COMMANDS, FAST_READS), then a JSON config file (--config) with the same names in camelCase \
-        (listen, tlsCert, tlsKey, insecureHttp, rateLimit, maxBodyBytes, logLevel, rotationInterval, \
-        allowRotationCommands, fastReads). SIGTERM drains in-flight requests, stops the rotation schedule \
+        ALLOW_ROTATION_COMMANDS, IDLE_TIMEOUT, FAST_READS), then a JSON config file (--config) with the same \
+        names in camelCase (listen, tlsCert, tlsKey, insecureHttp, rateLimit, maxBodyBytes, logLevel, rotationInterval, \
+        allowRotationCommands, idleTimeout, fastReads). SIGTERM drains in-flight requests, stops the rotation schedule \
         (finishing a rotation in progress), then exits.
         """
     )
@@ -125,6 +125,10 @@ struct Serve: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: ArgumentHelp("trace, debug, info, notice, warning, error (default info).", valueName: "level"))
     var logLevel: String?
 
+    @Option(name: .customLong("idle-timeout"),
+            help: ArgumentHelp("Close a connection idle this long, e.g. 30s or 2m (default 60s).", valueName: "duration"))
+    var idleTimeout: String?
+
     @Flag(name: .customLong("no-fast-reads"),
           help: "Send single-secret reads through the router like every other route, instead of answering them on the event loop (same answers, slower).")
     var noFastReads = false
@@ -156,6 +160,11 @@ struct Serve: AsyncParsableCommand {
         if let directory = setting(allowRotationCommands, "ALLOW_ROTATION_COMMANDS", "allowRotationCommands") {
             try configuration.rotation.allowCommands(in: directory)
         }
+        if let text = setting(idleTimeout, "IDLE_TIMEOUT", "idleTimeout") {
+            let seconds = try SecretDuration(parsing: text).seconds
+            guard seconds >= 1 else { throw VSecureError.usage("the idle timeout must be at least 1s") }
+            configuration.limits.idleTimeoutSeconds = seconds
+        }
         if noFastReads || ["0", "false"].contains(setting(nil, "FAST_READS", "fastReads") ?? "") { configuration.fastReads = false }
         LoggingSystem.bootstrap { label in ServerLogHandler(label: label) }
         _ = runConcurrencyOnEventLoops()
@@ -179,7 +188,7 @@ struct Serve: AsyncParsableCommand {
             throw VSecureError.usage("the config file \(Quoted(config)) is not a JSON object")
         }
         let known: Set<String> = ["listen", "tlsCert", "tlsKey", "insecureHttp", "rateLimit", "maxBodyBytes", "logLevel",
-                                  "rotationInterval", "allowRotationCommands", "fastReads"]
+                                  "rotationInterval", "allowRotationCommands", "idleTimeout", "fastReads"]
         if let unknown = object.keys.first(where: { !known.contains($0) }) {
             throw VSecureError.usage("unknown setting \(Quoted(unknown)) in \(config)", hint: "known settings: \(known.sorted().joined(separator: ", "))")
         }

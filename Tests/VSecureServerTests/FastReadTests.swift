@@ -1,9 +1,6 @@
 import Foundation
-import Logging
-import Synchronization
 import Testing
 import TestSupport
-import VSecureServer
 
 /// `GET /v1/security/secrets/{name}` is answered on the event loop, past the router
 /// (`FastReadHandler`). These tests run the real `vsecure-server` twice on one data directory,
@@ -256,44 +253,25 @@ struct FastReadTests {
 
 extension FastReadTests {
     @Test("a connection kept busy by fast reads outlives the idle time-out; an idle one is closed", .timeLimit(.minutes(2)))
-    func idleTimeout() async throws {
+    func idleTimeout() throws {
         let store = try LiveStore()
-        var configuration = ServerConfiguration(dataDirectory: store.dataPath)
-        configuration.insecureHTTP = true
-        configuration.port = 0
-        configuration.limits.idleTimeoutSeconds = 1
-        var logger = Logger(label: "fast-read-idle")
-        logger.logLevel = .warning
-        let port = Mutex<Int?>(nil)
-        let app = try await buildApplication(configuration, logger: logger) { channel in
-            port.withLock { $0 = channel.localAddress?.port }
+        let server = try LiveServer(store: store, extraArguments: ["--idle-timeout", "1s"])
+        let client = LiveClient(baseURL: server.baseURL, token: store.adminToken, scratch: store.directory)
+        let created = try client.post("/v1/security/secrets", liveJSON(["name": "IDLE", "value": "v", "environment": "production"]))
+        #expect(created.status == 201, "\(created)")
+        let connection = try RawHTTP.Connection(port: server.port)
+        // Six reads 400 ms apart: 2.4 s on one connection whose idle time-out is 1 s.
+        for index in 0..<6 {
+            try connection.send("GET /v1/security/secrets/IDLE?environment=production HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                + "Authorization: Bearer \(store.adminToken)\r\nX-Request-Id: idle-\(index)\r\n\r\n")
+            let answer = try connection.receive(1)
+            #expect(answer.map(\.status) == [200] && answer.map(\.requestID) == ["idle-\(index)"], "\(answer)")
+            usleep(400_000)
         }
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await app.run() }
-            defer { group.cancelAll() }
-            var bound: Int?
-            for _ in 0..<500 where bound == nil {
-                bound = port.withLock { $0 }
-                if bound == nil { try await Task.sleep(for: .milliseconds(10)) }
-            }
-            let serverPort = try #require(bound, "the server did not start")
-            let client = LiveClient(baseURL: "http://127.0.0.1:\(serverPort)", token: store.adminToken, scratch: store.directory)
-            let created = try client.post("/v1/security/secrets", liveJSON(["name": "IDLE", "value": "v", "environment": "production"]))
-            #expect(created.status == 201, "\(created)")
-            let connection = try RawHTTP.Connection(port: serverPort)
-            // Six reads 400 ms apart: 2.4 s on one connection whose idle time-out is 1 s.
-            for index in 0..<6 {
-                try connection.send("GET /v1/security/secrets/IDLE?environment=production HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                                    + "Authorization: Bearer \(store.adminToken)\r\nX-Request-Id: idle-\(index)\r\n\r\n")
-                let answer = try connection.receive(1)
-                #expect(answer.map(\.status) == [200] && answer.map(\.requestID) == ["idle-\(index)"], "\(answer)")
-                try await Task.sleep(for: .milliseconds(400))
-            }
-            // Then nothing: the server closes the connection about a second later.
-            let started = Date()
-            #expect(connection.waitForClose(timeout: 5), "an idle connection stays open")
-            #expect(Date().timeIntervalSince(started) < 4)
-        }
+        // Then nothing: the server closes the connection about a second later.
+        let started = Date()
+        #expect(connection.waitForClose(timeout: 5), "an idle connection stays open")
+        #expect(Date().timeIntervalSince(started) < 4)
     }
 }
 
