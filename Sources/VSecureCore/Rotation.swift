@@ -196,3 +196,22 @@ extension Substring {
         String(drop { $0 == " " }.reversed().drop { $0 == " " }.reversed())
     }
 }
+
+extension RotationPolicy {
+    /// The policy as the v1 API writes it in requests and answers (docs/api.md, `rotationPolicy`):
+    /// `enabled`, `period`, `notifyBefore` (null when none), then `generate` or `command`, or
+    /// neither for a manual policy. Durations in their shortest spelling.
+    public var apiJSON: JSONValue {
+        var members: [(String, JSONValue)] = [("enabled", .bool(true)), ("period", .string(period.description)),
+                                              ("notifyBefore", .optional(notifyBefore?.description))]
+        switch source {
+        case .generate(let length, let charset):
+            members.append(("generate", .object([("length", .int(length)), ("charset", .string(charset.rawValue))])))
+        case .command(let argv):
+            members.append(("command", .array(argv.map(JSONValue.string))))
+        case .manual:
+            break
+        }
+        return .object(members)
+    }
+}

@@ -19,7 +19,7 @@ import VSecureStore
 /// only a server refuses: a rotation command its operator did not allow.
 extension RemoteStore: RotatingSecretStore {
     public func create(_ secret: NewSecret, rotation: RotationPolicy) throws(VSecureError) -> SecretSummary {
-        try create(secret, extra: [("rotationPolicy", Self.policyJSON(rotation))])
+        try create(secret, extra: [("rotationPolicy", rotation.apiJSON)])
     }
 
     public func update(environment: EnvironmentName?, name: SecretName, value: SecureBytes?, change: AttributeChange,
@@ -28,7 +28,7 @@ extension RemoteStore: RotatingSecretStore {
         switch rotation {
         case .none: break
         case .some(.none): extra.append(("rotationPolicy", .null))
-        case .some(.some(let policy)): extra.append(("rotationPolicy", Self.policyJSON(policy)))
+        case .some(.some(let policy)): extra.append(("rotationPolicy", policy.apiJSON))
         }
         return try update(environment: environment, name: name, value: value, change: change, ifVersion: ifVersion, extra: extra)
     }
@@ -116,23 +116,6 @@ extension RemoteStore: RotatingSecretStore {
     }
 
     static let allowCommandsHint = "a server runs rotation commands only from a directory its operator allows (`vsecure-server serve --allow-rotation-commands DIR`)"
-
-    // MARK: - JSON
-
-    /// A policy as `rotationPolicy` takes it (docs/api.md).
-    static func policyJSON(_ policy: RotationPolicy) -> JSONValue {
-        var members: [(String, JSONValue)] = [("enabled", .bool(true)), ("period", .string(policy.period.description))]
-        if let notifyBefore = policy.notifyBefore { members.append(("notifyBefore", .string(notifyBefore.description))) }
-        switch policy.source {
-        case .generate(let length, let charset):
-            members.append(("generate", .object([("length", .int(length)), ("charset", .string(charset.rawValue))])))
-        case .command(let argv):
-            members.append(("command", .array(argv.map(JSONValue.string))))
-        case .manual:
-            break
-        }
-        return .object(members)
-    }
 }
 
 extension RemoteReply {

@@ -109,18 +109,7 @@ enum RotationPolicyJSON {
 
     /// The policy as responses show it (the same shape requests use), or null.
     static func json(_ policy: RotationPolicy?) -> JSONValue {
-        guard let policy else { return .null }
-        var members: [(String, JSONValue)] = [("enabled", .bool(true)), ("period", .string(policy.period.description)),
-                                              ("notifyBefore", .optional(policy.notifyBefore?.description))]
-        switch policy.source {
-        case .generate(let length, let charset):
-            members.append(("generate", .object([("length", .int(length)), ("charset", .string(charset.rawValue))])))
-        case .command(let argv):
-            members.append(("command", .array(argv.map(JSONValue.string))))
-        case .manual:
-            break
-        }
-        return .object(members)
+        policy?.apiJSON ?? .null
     }
 
     /// `rotation`: where the secret stands, or null without a policy. Never a value; the
