@@ -58,6 +58,9 @@ public struct APIError: Error, Sendable {
     static let unauthenticated = APIError(.authenticationRequired, "a valid API key is required",
                                           headers: [.wwwAuthenticate: "Bearer realm=\"vsecure\""])
 
+    /// A request whose audit entry could not be written: refused, and nothing leaves.
+    static let auditUnavailable = APIError(.serviceUnavailable, "the audit log cannot be written; the request was refused")
+
     /// The API's reading of a domain error.
     init(_ error: VSecureError) {
         let code: Code

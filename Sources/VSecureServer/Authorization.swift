@@ -108,7 +108,7 @@ extension SecretService {
         do {
             try await audit.record(event)
         } catch {
-            throw APIError(.serviceUnavailable, "the audit log cannot be written; the request was refused")
+            throw APIError.auditUnavailable
         }
     }
 

@@ -160,7 +160,7 @@ struct BatchRoutes {
         }
         if let events = written.value, !events.isEmpty {
             do { try await service.audit.record(events) } catch {
-                throw APIError(.serviceUnavailable, "the audit log cannot be written; the request was refused")
+                throw APIError.auditUnavailable
             }
         }
         return response

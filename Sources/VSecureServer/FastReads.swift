@@ -320,7 +320,7 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
                                 path: head.path ?? "", start: start, context: context)
             case .failure:
                 // As the router answers when an entry cannot be written: nothing leaves.
-                let error = APIError(.serviceUnavailable, "the audit log cannot be written; the request was refused")
+                let error = APIError.auditUnavailable
                 handler.respond(status: error.code.status, extra: error.headers, body: error.body(), requestID: requestID,
                                 path: head.path ?? "", start: start, context: context)
             }
