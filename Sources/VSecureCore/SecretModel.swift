@@ -35,6 +35,8 @@ public struct AttributeChange: Sendable, Equatable {
     public var removeMetadata: [String] = []
     /// `.some(nil)` removes the expiry.
     public var expiresAt: Timestamp??
+    /// The same expiry as a duration, when it was given as one (see `NewSecret.expiresIn`).
+    public var expiresIn: SecretDuration?
     public var description: String??
 
     public init() {}

@@ -162,7 +162,7 @@ public final class RemoteStore: SecretStore {
     func create(_ secret: NewSecret, extra: [(String, JSONValue)]) throws(VSecureError) -> SecretSummary {
         var members: [(String, JSONValue)] = [("name", .string(secret.name.rawValue))]
         if let environment = secret.environment { members.append(("environment", .string(environment.rawValue))) }
-        members += attributeMembers(secret.attributes)
+        members += attributeMembers(secret.attributes, expiresIn: secret.expiresIn)
         members += extra
         let body = LockedRequestBody()
         body.append("{")
@@ -176,13 +176,19 @@ public final class RemoteStore: SecretStore {
         return try reader.summary(try reply.json())
     }
 
-    private func attributeMembers(_ attributes: SecretAttributes) -> [(String, JSONValue)] {
+    /// `expiresIn`: sent instead of `expiresAt` when the expiry was a duration, so the server
+    /// counts it from its own clock.
+    private func attributeMembers(_ attributes: SecretAttributes, expiresIn: SecretDuration? = nil) -> [(String, JSONValue)] {
         var members: [(String, JSONValue)] = [
             ("tags", .array(attributes.tags.map { .string($0.rawValue) })),
             ("metadata", .object(attributes.metadata.map { ($0.key, .string($0.value)) })),
         ]
         if let description = attributes.description { members.append(("description", .string(description))) }
-        if let expiresAt = attributes.expiresAt { members.append(("expiresAt", .string(expiresAt.iso8601))) }
+        if let expiresIn {
+            members.append(("expiresIn", .string(expiresIn.description)))
+        } else if let expiresAt = attributes.expiresAt {
+            members.append(("expiresAt", .string(expiresAt.iso8601)))
+        }
         return members
     }
 
@@ -210,7 +216,8 @@ public final class RemoteStore: SecretStore {
         }
         if !change.removeMetadata.isEmpty { members.append(("removeMetadata", .array(change.removeMetadata.map(JSONValue.string)))) }
         switch change.expiresAt {
-        case .some(.some(let time)): members.append(("expiresAt", .string(time.iso8601)))
+        case .some(.some(let time)):
+            members.append(change.expiresIn.map { ("expiresIn", .string($0.description)) } ?? ("expiresAt", .string(time.iso8601)))
         case .some(.none): members.append(("noExpiry", .bool(true)))
         case .none: break
         }

@@ -92,6 +92,10 @@ public struct NewSecret: Sendable {
     public var environment: EnvironmentName?
     public var value: SecureBytes
     public var attributes: SecretAttributes
+    /// When the expiry was asked for as a duration (`--expires-in`): a server counts it from its
+    /// own clock (a time computed here, whole seconds, can already be past when it arrives).
+    /// `attributes.expiresAt` holds the same expiry counted from this machine's clock.
+    public var expiresIn: SecretDuration?
 
     public init(name: SecretName, environment: EnvironmentName?, value: SecureBytes, attributes: SecretAttributes) {
         self.name = name

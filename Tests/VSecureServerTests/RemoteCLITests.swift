@@ -135,6 +135,24 @@ struct RemoteCLITests {
         try pair.both(["secrets:list"])
     }
 
+    @Test("--expires-in counts from the server's clock: a 1 s expiry is never refused as already past", .timeLimit(.minutes(2)))
+    func shortExpiryAgainstAServer() throws {
+        let pair = try Pair()
+        // Before, the CLI sent a time in whole seconds from its own clock, and a second boundary
+        // passed on the way to the server often enough to refuse it as "in the past".
+        for index in 0..<10 {
+            let created = try pair.remote(["secrets:create", "SHORT_\(index)", "-", "--expires-in", "1s", "--env", "production"],
+                                          stdin: .text("v"))
+            #expect(created.status == 0, "\(created)")
+            let updated = try pair.remote(["secrets:update", "SHORT_\(index)", "--expires-in", "1s", "--env", "production"])
+            #expect(updated.status == 0, "\(updated)")
+        }
+        // And it does expire: refused (exit 5) once the second has passed.
+        Thread.sleep(forTimeInterval: 2.2)
+        let expired = try pair.remote(["secrets:get", "SHORT_0", "--env", "production"])
+        #expect(expired.status == 5, "\(expired)")
+    }
+
     @Test("a refused key is exit 12, an unreachable server exit 13 within the timeout")
     func remoteFailures() throws {
         let pair = try Pair()

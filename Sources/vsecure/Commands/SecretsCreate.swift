@@ -50,7 +50,8 @@ struct SecretsCreate: ParsableCommand {
         let secretValue = try source.read(positional: positional, name: secretName)
         // `--expires-in` counts from the write, not from the start: a prompt may have waited.
         newAttributes.expiresAt = try attributes.parsedExpiry(now: ProcessEnvironment.now)
-        let newSecret = NewSecret(name: secretName, environment: env, value: secretValue, attributes: newAttributes)
+        var newSecret = NewSecret(name: secretName, environment: env, value: secretValue, attributes: newAttributes)
+        newSecret.expiresIn = try attributes.expiresIn.map { (text: String) throws(VSecureError) in try SecretDuration(parsing: text) }
         let created: SecretSummary
         if let rotating, let policy {
             created = try rotating.create(newSecret, rotation: policy)
@@ -127,6 +128,7 @@ struct SecretsUpdate: ParsableCommand {
             change.expiresAt = .some(nil)
         } else if let expiry = try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now) {
             change.expiresAt = .some(expiry)
+            change.expiresIn = try expiresIn.map { (text: String) throws(VSecureError) in try SecretDuration(parsing: text) }
         }
         if let description {
             let checked = try checkDescription(description)
