@@ -63,13 +63,16 @@ struct BatchRoutes {
         let now = service.clock()
         let read = try service.readBatch(environment: environment, names: names, tagSelections: selections, allowExpired: allowExpired,
                                          permits: { context.mayRead(environment, $0, now: now) })
-        switch read {
+        switch consume read {
         case .denied(let name):
             let path = secretPath(environment, name)
             try await context.deny(.read, path: path, decision: context.decide(.read, path: path, now: now), service: service)
-        case .served(let response, let items):
-            try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, items: items,
-                                                        details: runID.map { [("runId", $0)] } ?? [], now: service.clock()))
+        case .served(let body, let items):
+            // Without its audit entry the answer is wiped, not sent (503).
+            let response = try await body.afterAudit {
+                try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, items: items,
+                                                            details: runID.map { [("runId", $0)] } ?? [], now: service.clock()))
+            }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: response))
         }
     }

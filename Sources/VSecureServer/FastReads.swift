@@ -140,19 +140,26 @@ public struct FastReads: Sendable {
         return Read(name: name, environment: environment, version: version, allowExpired: allowExpired, token: token)
     }
 
+    /// What `serve` found: the caller and the read (its body is wiped if it is dropped unsent).
+    struct Served: ~Copyable {
+        var caller: AuthenticatedCaller
+        var read: SecretService.SecretRead
+    }
+
     /// The answer's body and current version when the key may read the secret and the read
     /// succeeds, after taking the request from the key's rate allowance; nil otherwise, with no
     /// side effect, so the router can judge the request afresh (and record a denial, count a
     /// failed authentication, or answer 429, 404 or 410).
-    func serve(_ read: Read) -> (caller: AuthenticatedCaller, body: ByteBuffer, currentVersion: Int)? {
+    func serve(_ read: Read) -> Served? {
         guard let caller = try? service.authenticate(read.token), !(caller.user?.isDisabled ?? true),
               caller.mayRead(read.environment, read.name, now: service.clock()),
-              let (body, currentVersion) = try? service.readSecret(environment: read.environment, name: read.name,
-                                                                   version: read.version, allowExpired: read.allowExpired)
+              let secret = try? service.readSecret(environment: read.environment, name: read.name,
+                                                   version: read.version, allowExpired: read.allowExpired)
         else { return nil }
-        // Last, so that a request handed to the router has not used up a token here.
+        // Last, so that a request handed to the router has not used up a token here (a refused
+        // read's body is wiped as it is dropped).
         guard limiters.perKey.admit(caller.key.id) == nil else { return nil }
-        return (caller, body, currentVersion)
+        return Served(caller: caller, read: secret)
     }
 }
 
@@ -198,6 +205,10 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Requests handed to the router and not yet answered.
     private var routerRequests = 0
     private var held: [HTTPRequestPart] = []
+    /// The answer waiting for its audit entry (one at a time, in `.answering`). Kept here rather
+    /// than in the audit callback so that, when it cannot be sent, this is the one reference to
+    /// its storage and dropping it wipes the storage in place.
+    private var waitingBody: SecretBody?
     /// A read from the socket asked for while an answer waits: issued once it is written, so a
     /// client that sends request after request cannot make `held` grow without bound.
     private var readPending = false
@@ -289,12 +300,14 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func answer(_ head: HTTPRequest, _ read: FastReads.Read, context: ChannelHandlerContext) {
         let start = ContinuousClock.now
-        guard let (caller, body, currentVersion) = reads.serve(read) else {
+        guard let served = reads.serve(read) else {
             state = .idle
             forward(.head(head), context: context)
             forward(.end(nil), context: context)
             return
         }
+        let caller = served.caller, currentVersion = served.read.currentVersion
+        waitingBody = .some(served.read.body)
         state = .answering
         let requestID: String
         if let given = head.headerFields[RequestIDMiddleware.header], RequestIDMiddleware.isValidID(given) {
@@ -314,12 +327,20 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         let handler = NIOLoopBound(self, eventLoop: loop)
         service.audit.record([event], on: loop) { outcome in
             let context = boundContext.value, handler = handler.value
+            guard let body = handler.waitingBody.take() else { return }
             switch outcome {
-            case .success:
-                handler.respond(status: .ok, extra: [.eTag: "\"\(currentVersion)\""], body: body, requestID: requestID,
+            case .success where context.channel.isActive:
+                handler.respond(status: .ok, extra: [.eTag: "\"\(currentVersion)\""], body: body.send(), requestID: requestID,
                                 path: head.path ?? "", start: start, context: context)
+            case .success:
+                // The connection closed while the entry was written: the answer cannot go out.
+                // Logged as the router logs an answer it could not write.
+                body.discard()
+                handler.respond(status: .ok, extra: [:], body: nil, requestID: requestID, path: head.path ?? "", start: start,
+                                context: context)
             case .failure:
                 // As the router answers when an entry cannot be written: nothing leaves.
+                body.discard()
                 let error = APIError.auditUnavailable
                 handler.respond(status: error.code.status, extra: error.headers, body: error.body(), requestID: requestID,
                                 path: head.path ?? "", start: start, context: context)
@@ -336,20 +357,23 @@ final class FastReadHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
     }
 
-    /// Writes the answer with the headers the router's would carry, logs the request line as
-    /// `RequestLogMiddleware` does, and takes up the parts that arrived meanwhile.
-    private func respond(status: HTTPResponse.Status, extra: HTTPFields, body: ByteBuffer, requestID: String, path: String,
+    /// Writes the answer (none when `body` is nil: the connection has closed) with the headers
+    /// the router's would carry, logs the request line as `RequestLogMiddleware` does, and takes
+    /// up the parts that arrived meanwhile.
+    private func respond(status: HTTPResponse.Status, extra: HTTPFields, body: ByteBuffer?, requestID: String, path: String,
                          start: ContinuousClock.Instant, context: ChannelHandlerContext) {
-        var fields = HTTPFields()
-        fields[.contentType] = "application/json"
-        for field in extra { fields.append(field) }
-        fields[.contentLength] = String(body.readableBytes)
-        fields[RequestIDMiddleware.header] = requestID
-        fields[.date] = reads.dates.current()
-        fields[.server] = reads.serverName
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
-        context.write(wrapOutboundOut(.body(body)), promise: nil)
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if let body {
+            var fields = HTTPFields()
+            fields[.contentType] = "application/json"
+            for field in extra { fields.append(field) }
+            fields[.contentLength] = String(body.readableBytes)
+            fields[RequestIDMiddleware.header] = requestID
+            fields[.date] = reads.dates.current()
+            fields[.server] = reads.serverName
+            context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+            context.write(wrapOutboundOut(.body(body)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         if logger.logLevel <= .info {
             let query = path.firstIndex(of: "?")
             logger.info("GET \(query.map { path[..<$0] } ?? Substring(path)) \(status.code) \(start.duration(to: .now))")

@@ -12,6 +12,11 @@ struct ResponseJSON {
         buffer = ByteBufferAllocator().buffer(capacity: capacity)
     }
 
+    /// Zeroes what was written so far, for a response that holds values and will not be sent.
+    mutating func wipe() {
+        buffer.wipeInPlace()
+    }
+
     static func body(_ value: JSONValue) -> ByteBuffer {
         var json = ResponseJSON()
         json.value(value)

@@ -132,10 +132,13 @@ struct SecretRoutes {
         try await context.authorize(.read, environment: environment, name: name, service: service)
         let version = try query.queryInt("version", range: 1...Int(Int32.max))
         let allowExpired = try query.queryBool("allowExpired")
-        let (body, currentVersion) = try service.readSecret(environment: environment, name: name, version: version,
-                                                            allowExpired: allowExpired)
-        try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, name: name.rawValue,
-                                                    version: version ?? currentVersion, now: service.clock()))
+        let read = try service.readSecret(environment: environment, name: name, version: version, allowExpired: allowExpired)
+        let currentVersion = read.currentVersion
+        // Without its audit entry the answer is wiped, not sent (503).
+        let body = try await read.body.afterAudit {
+            try await service.record(context.auditEvent(.secrets, .accessed, environment: environment, name: name.rawValue,
+                                                        version: version ?? currentVersion, now: service.clock()))
+        }
         // The ETag is the current version (what If-Match compares), even when an older one was read.
         return Response(status: .ok, headers: [.contentType: "application/json", .eTag: "\"\(currentVersion)\""],
                         body: .init(byteBuffer: body))

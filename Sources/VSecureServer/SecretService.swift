@@ -62,16 +62,23 @@ public actor SecretService {
         (try? vault.status(checkIntegrity: false)) != nil
     }
 
-    /// `GET /secrets/{name}`: the response body (the secret's attributes and one version's
-    /// value) and the current version, for the ETag. The current version is opened into the
-    /// locked scratch buffer and escaped from there into the response buffer.
+    /// What a single read found: the response body (the secret's attributes and one version's
+    /// value), wiped if it is dropped unsent, and the current version, for the ETag.
+    struct SecretRead: ~Copyable, Sendable {
+        var body: SecretBody
+        var currentVersion: Int
+    }
+
+    /// `GET /secrets/{name}`. The current version is opened into the locked scratch buffer and
+    /// escaped from there into the response buffer.
     nonisolated func readSecret(environment: EnvironmentName, name: SecretName, version: Int?,
-                                allowExpired: Bool) throws(VSecureError) -> (body: ByteBuffer, currentVersion: Int) {
+                                allowExpired: Bool) throws(VSecureError) -> SecretRead {
         let now = clock()
-        return try readers.withReader { (vault: LocalVault, scratch: ValueScratch) throws(VSecureError) in
+        let (body, currentVersion) = try readers.withReader { (vault: LocalVault, scratch: ValueScratch) throws(VSecureError) in
             try Self.readSecret(vault: vault, scratch: scratch, environment: environment, name: name, version: version,
                                 allowExpired: allowExpired, now: now)
         }
+        return SecretRead(body: SecretBody(body), currentVersion: currentVersion)
     }
 
     private static func readSecret(vault: LocalVault, scratch: ValueScratch, environment: EnvironmentName, name: SecretName,
@@ -132,9 +139,15 @@ public actor SecretService {
         return (response, secret.currentVersion)
     }
 
-    /// What a batch read found: the response, the versions it served, or the first secret the
-    /// caller may not read (then nothing was opened).
-    enum BatchRead: Sendable {
+    /// What a batch read found: the response (wiped if it is dropped unsent) and the versions it
+    /// served, or the first secret the caller may not read (then nothing was opened).
+    enum BatchRead: ~Copyable, Sendable {
+        case served(SecretBody, items: [AuditEvent.Item])
+        case denied(SecretName)
+    }
+
+    /// `BatchRead` as it leaves the reader connection's lock (the result there must be copyable).
+    private enum BatchFound: Sendable {
         case served(ByteBuffer, items: [AuditEvent.Item])
         case denied(SecretName)
     }
@@ -145,15 +158,19 @@ public actor SecretService {
     nonisolated func readBatch(environment: EnvironmentName, names: [SecretName], tagSelections: [[VSecureCore.Tag]],
                                allowExpired: Bool, permits: (SecretName) -> Bool = { _ in true }) throws(VSecureError) -> BatchRead {
         let now = clock()
-        return try readers.withReader { (vault: LocalVault, scratch: ValueScratch) throws(VSecureError) in
+        let found = try readers.withReader { (vault: LocalVault, scratch: ValueScratch) throws(VSecureError) in
             try Self.readBatch(vault: vault, scratch: scratch, environment: environment, names: names, tagSelections: tagSelections,
                                allowExpired: allowExpired, now: now, permits: permits)
+        }
+        switch found {
+        case .served(let body, let items): return .served(SecretBody(body), items: items)
+        case .denied(let name): return .denied(name)
         }
     }
 
     private static func readBatch(vault: LocalVault, scratch: ValueScratch, environment: EnvironmentName, names: [SecretName],
                                   tagSelections: [[VSecureCore.Tag]], allowExpired: Bool, now: Timestamp,
-                                  permits: (SecretName) -> Bool) throws(VSecureError) -> BatchRead {
+                                  permits: (SecretName) -> Bool) throws(VSecureError) -> BatchFound {
         let sealed = try vault.fetchSealed(environment: environment, names: names, tagSelections: tagSelections)
         if let denied = sealed.first(where: { !permits($0.name) }) { return .denied(denied.name) }
         var items: [AuditEvent.Item] = []
@@ -182,9 +199,16 @@ public actor SecretService {
                 json.key(key)
                 json.value(member)
             }
-            try scratch.withBuffer(count: secret.valueLength) { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
-                try vault.open(secret, environment: environment, into: raw)
-                json.valueMembers(UnsafeRawBufferPointer(raw))
+            do throws(VSecureError) {
+                try scratch.withBuffer(count: secret.valueLength) { (raw: UnsafeMutableRawBufferPointer) throws(VSecureError) in
+                    try vault.open(secret, environment: environment, into: raw)
+                    json.valueMembers(UnsafeRawBufferPointer(raw))
+                }
+            } catch {
+                // A value that fails to open (a damaged or altered row) ends the read: the values
+                // already written into the response are wiped before it is dropped.
+                json.wipe()
+                throw error
             }
             json.closeObject()
         }

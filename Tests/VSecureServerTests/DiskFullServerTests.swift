@@ -45,6 +45,10 @@ struct DiskFullServerTests {
         #expect(read.status == 503, "a read on a full disk: \(read)")
         #expect(read.errorCode == "SERVICE_UNAVAILABLE", "\(read)")
         #expect(!read.text.contains(value) && !read.text.contains("diskfull-server-SECRET"), "no value without an audit entry: \(read)")
+        // The same read through the router (a request with a Connection header is never a fast read).
+        let routed = try client.get("/v1/security/secrets/DB_PASSWORD?environment=production", options: ["-H", "Connection: close"])
+        #expect(routed.status == 503 && routed.errorCode == "SERVICE_UNAVAILABLE", "a routed read on a full disk: \(routed)")
+        #expect(!routed.text.contains(value), "\(routed)")
         let batch = try client.post("/v1/security/secrets/batch/get", liveJSON(["environment": "production", "names": ["DB_PASSWORD"]]))
         #expect(batch.status == 503, "a batch read on a full disk: \(batch)")
         #expect(!batch.text.contains(value), "\(batch)")
