@@ -319,11 +319,21 @@ public final class RemoteStore: SecretStore {
 
     // MARK: - Reads
 
+    /// From the list (`GET /secrets?search=NAME`), never from `GET /secrets/{name}`: that answer
+    /// carries the value, and the server records it as a read of the value. The search matches
+    /// part of a name or description in any case, so the exact name is picked from what it
+    /// finds. When it finds nothing, the history route (no value either) gives the server's own
+    /// refusal for the name: 404 with its hints, or 403 for a key that may not read it.
     public func summary(environment: EnvironmentName?, name: SecretName) throws(VSecureError) -> SecretSummary {
-        // The read carries the value; it stays in the locked response and is dropped with it.
-        let reply = try request("GET", path(name), query: [("environment", environment?.rawValue), ("allowExpired", "true")])
+        let environment = try resolve(environment)
+        let items = try listItems(SecretQuery(environment: environment, search: name.rawValue, includeExpired: true))
+        if let item = items.first(where: { $0["name"]?.stringValue == name.rawValue }) {
+            return try reader.summary(item)
+        }
+        let reply = try request("GET", path(name, "/versions"), query: [("environment", environment.rawValue)])
         try reply.check()
-        return try reader.summary(try reply.json(), versionKey: "currentVersion")
+        // Listed nowhere, yet it has a history: created between the two requests.
+        throw VSecureError(.notFound, "no secret \(name) in \(environment)")
     }
 
     public func get(environment: EnvironmentName?, name: SecretName, version: Int?, allowExpired: Bool) throws(VSecureError) -> SecretRead {

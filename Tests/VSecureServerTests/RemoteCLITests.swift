@@ -135,6 +135,43 @@ struct RemoteCLITests {
         try pair.both(["secrets:list"])
     }
 
+    @Test("update, versions, diff, rollback and list against a server read no value: the audit log records no read of one")
+    func noValueReadForAttributes() throws {
+        let pair = try Pair()
+        let client = LiveClient(baseURL: pair.server.baseURL, token: pair.live.adminToken, scratch: pair.config)
+        func run(_ arguments: [String], stdin: StandardInput = .null, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let result = try pair.remote(arguments, stdin: stdin)
+            #expect(result.status == 0, "\(arguments.joined(separator: " ")): \(result)", sourceLocation: sourceLocation)
+        }
+        /// The `accessed` entries for `name` that record a read of its value: the history and
+        /// diff views are `accessed` too, but say which view in `details.view`.
+        func valueReads(_ name: String) throws -> [[String: Any]] {
+            let reply = try client.get("/v1/security/audit-logs?resource=secrets&action=accessed&name=\(name)&limit=1000")
+            #expect(reply.status == 200, "\(reply)")
+            return reply.json.liveObjects("data").filter { $0.liveObject("details")?["view"] == nil }
+        }
+        try run(["secrets:create", "API_KEY", "--env", "production"], stdin: .text("first-SECRET-value"))
+        try run(["secrets:create", "DEV_TOKEN"], stdin: .text("dev-SECRET-value"))
+        // With a value, update first checks that the secret exists; without --env, in the default environment.
+        try run(["secrets:update", "API_KEY", "--env", "production"], stdin: .text("second-SECRET-value"))
+        try run(["secrets:update", "DEV_TOKEN"], stdin: .text("dev-SECRET-value-2"))
+        try run(["secrets:update", "API_KEY", "--env", "production", "--add-tag", "api", "--description", "the key"])
+        try run(["secrets:versions", "API_KEY", "--env", "production"])
+        try run(["secrets:versions", "API_KEY", "--env", "production", "--output", "json"])
+        try run(["secrets:versions", "DEV_TOKEN"])
+        try run(["secrets:diff", "API_KEY", "--env", "production"])
+        try run(["secrets:rollback", "API_KEY", "--env", "production"])
+        try run(["secrets:list", "--search", "API"])
+        try run(["secrets:list", "--env", "production", "--output", "json"])
+        let apiReads = try valueReads("API_KEY"), devReads = try valueReads("DEV_TOKEN")
+        #expect(apiReads.isEmpty, "no command above reads API_KEY's value: \(apiReads)")
+        #expect(devReads.isEmpty, "no command above reads DEV_TOKEN's value: \(devReads)")
+        // The same query does find a read of the value.
+        try run(["secrets:get", "API_KEY", "--env", "production"])
+        let afterGet = try valueReads("API_KEY")
+        #expect(afterGet.count == 1 && afterGet.first?["version"] as? Int == 3, "secrets:get reads version 3 (the rollback's): \(afterGet)")
+    }
+
     @Test("--expires-in counts from the server's clock: a 1 s expiry is never refused as already past", .timeLimit(.minutes(2)))
     func shortExpiryAgainstAServer() throws {
         let pair = try Pair()
