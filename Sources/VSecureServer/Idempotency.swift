@@ -1,12 +1,36 @@
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 import VSecureCore
 import VSecureVault
 
 extension HTTPField.Name {
     static let idempotencyKey = HTTPField.Name("Idempotency-Key")!
     static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
+}
+
+/// The `Idempotency-Key`s (per API key) of writes that run off the service actor and have not
+/// answered yet. While one holds a key, a request with the same key is refused instead of
+/// running a second time between the first one's work and the recording of its answer.
+final class IdempotencyClaims: Sendable {
+    private struct Claim: Hashable {
+        var keyID: String
+        var idempotencyKey: String
+    }
+
+    private let held = Mutex<Set<Claim>>([])
+
+    init() {}
+
+    /// False when a request with this key is still running.
+    func claim(keyID: String, idempotencyKey: String) -> Bool {
+        held.withLock { $0.insert(Claim(keyID: keyID, idempotencyKey: idempotencyKey)).inserted }
+    }
+
+    func release(keyID: String, idempotencyKey: String) {
+        _ = held.withLock { $0.remove(Claim(keyID: keyID, idempotencyKey: idempotencyKey)) }
+    }
 }
 
 extension SecretService {
@@ -17,36 +41,107 @@ extension SecretService {
     nonisolated func idempotent(_ request: Request, context: ServerContext, body: JSONBody,
                                 _ operation: @escaping @Sendable (LocalVault, Timestamp) throws(VSecureError) -> (HTTPResponse.Status, JSONValue))
         async throws -> Response {
-        var idempotencyKey: String?
-        if let header = request.headers[.idempotencyKey] {
-            guard (1...255).contains(header.utf8.count), header.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
-                throw APIError(.validationError, "Idempotency-Key must be 1 to 255 printable characters")
-            }
-            idempotencyKey = header
+        let key = try Self.idempotencyKey(request)
+        let (status, bytes, replayed) = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: key,
+                                                              parts: Self.requestParts(request, body: body.raw)) { vault, _, now throws(VSecureError) in
+            try operation(vault, now)
         }
-        let parts = [Array(request.method.rawValue.utf8), Array(request.uri.description.utf8), body.raw]
-        let (status, bytes, replayed) = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: idempotencyKey,
-                                                              parts: parts, operation)
+        return Self.response(status: status, bytes: bytes, replayed: replayed)
+    }
+
+    /// The same for a write to the registry (users, grants, the policy, webhook pings): the
+    /// operation gets the registry instead of the vault. `body` is the request body as received.
+    nonisolated func idempotent(_ request: Request, context: ServerContext, bodyBytes body: [UInt8],
+                                registry operation: @escaping @Sendable (ServerRegistry, Timestamp) throws(VSecureError) -> (HTTPResponse.Status, JSONValue))
+        async throws -> Response {
+        let key = try Self.idempotencyKey(request)
+        let (status, bytes, replayed) = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: key,
+                                                              parts: Self.requestParts(request, body: body)) { _, registry, now throws(VSecureError) in
+            try operation(registry, now)
+        }
+        return Self.response(status: status, bytes: bytes, replayed: replayed)
+    }
+
+    /// The same for a write whose work runs off the actor and may take long (a rotation runs a
+    /// generator or a command on the rotator's own connection): the lookup and the record are
+    /// two actor turns around `operation`, and `claims` keeps a second request with the same key
+    /// from running while the first has not answered (it gets 409 `CONFLICT`, `details.reason`
+    /// `inProgress`, and can retry). Only a successful answer is recorded; it must hold no secret
+    /// value.
+    nonisolated func idempotent(_ request: Request, context: ServerContext, bodyBytes body: [UInt8], claims: IdempotencyClaims,
+                                running operation: @Sendable () async throws -> (HTTPResponse.Status, JSONValue))
+        async throws -> Response {
+        guard let key = try Self.idempotencyKey(request) else {
+            let (status, value) = try await operation()
+            return Self.response(status: Int(status.code), bytes: Array(value.serialized(indent: nil).utf8), replayed: false)
+        }
+        let keyID = context.apiKey?.id ?? ""
+        guard claims.claim(keyID: keyID, idempotencyKey: key) else {
+            throw APIError(.conflict, "a request with this Idempotency-Key is still running",
+                           details: ["reason": "inProgress", "hint": "retry with the same key once it has answered, to get its answer"])
+        }
+        defer { claims.release(keyID: keyID, idempotencyKey: key) }
+        // Claimed first, looked up second: a request that finished before the claim has recorded
+        // its answer by now (it records before it releases), so it is found and replayed.
+        let (digest, stored) = try await storedAnswer(keyID: keyID, idempotencyKey: key, parts: Self.requestParts(request, body: body))
+        if let stored { return Self.response(status: stored.status, bytes: stored.body, replayed: true) }
+        let (status, value) = try await operation()
+        let bytes = Array(value.serialized(indent: nil).utf8)
+        try await recordAnswer(keyID: keyID, idempotencyKey: key, digest: digest, status: Int(status.code), bytes: bytes)
+        return Self.response(status: Int(status.code), bytes: bytes, replayed: false)
+    }
+
+    /// The request's `Idempotency-Key`, nil without one; 400 when it is malformed.
+    private static func idempotencyKey(_ request: Request) throws -> String? {
+        guard let header = request.headers[.idempotencyKey] else { return nil }
+        guard (1...255).contains(header.utf8.count), header.utf8.allSatisfy({ (0x21...0x7E).contains($0) }) else {
+            throw APIError(.validationError, "Idempotency-Key must be 1 to 255 printable characters")
+        }
+        return header
+    }
+
+    /// What a replay must repeat exactly: the method, the URL (query included) and the body.
+    private static func requestParts(_ request: Request, body: [UInt8]) -> [[UInt8]] {
+        [Array(request.method.rawValue.utf8), Array(request.uri.description.utf8), body]
+    }
+
+    private static func response(status: Int, bytes: [UInt8], replayed: Bool) -> Response {
         var headers: HTTPFields = [.contentType: "application/json"]
         if replayed { headers[.idempotentReplayed] = "true" }
         return Response(status: HTTPResponse.Status(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
     }
 
+    /// The request's digest and the answer recorded for its key, if any; 409 when the key was
+    /// recorded for another request.
+    private func storedAnswer(keyID: String, idempotencyKey: String,
+                              parts: [[UInt8]]) throws -> (digest: [UInt8], stored: ServerRegistry.StoredResponse?) {
+        let digest = registry.requestDigest(parts)
+        guard let stored = try APIError.wrap({ () throws(VSecureError) in try registry.storedResponse(keyID: keyID, idempotencyKey: idempotencyKey) }) else {
+            return (digest, nil)
+        }
+        guard stored.requestHash == digest else { throw APIError(.conflict, "this Idempotency-Key was used for a different request") }
+        return (digest, stored)
+    }
+
+    private func recordAnswer(keyID: String, idempotencyKey: String, digest: [UInt8], status: Int, bytes: [UInt8]) throws {
+        let now = clock()
+        try APIError.wrap { () throws(VSecureError) in
+            try registry.storeResponse(keyID: keyID, idempotencyKey: idempotencyKey,
+                                       response: .init(requestHash: digest, status: status, body: bytes), now: now)
+        }
+    }
+
     private func performOnce(keyID: String, idempotencyKey: String?, parts: [[UInt8]],
-                             _ operation: (LocalVault, Timestamp) throws(VSecureError) -> (HTTPResponse.Status, JSONValue))
+                             _ operation: (LocalVault, ServerRegistry, Timestamp) throws(VSecureError) -> (HTTPResponse.Status, JSONValue))
         throws -> (Int, [UInt8], Bool) {
         let now = clock()
         var digest: [UInt8] = []
         if let idempotencyKey {
-            digest = registry.requestDigest(parts)
-            if let stored = try APIError.wrap({ () throws(VSecureError) in try registry.storedResponse(keyID: keyID, idempotencyKey: idempotencyKey) }) {
-                guard stored.requestHash == digest else {
-                    throw APIError(.conflict, "this Idempotency-Key was used for a different request")
-                }
-                return (stored.status, stored.body, true)
-            }
+            let (requestDigest, stored) = try storedAnswer(keyID: keyID, idempotencyKey: idempotencyKey, parts: parts)
+            if let stored { return (stored.status, stored.body, true) }
+            digest = requestDigest
         }
-        let (status, value) = try APIError.wrap { () throws(VSecureError) in try operation(vault, now) }
+        let (status, value) = try APIError.wrap { () throws(VSecureError) in try operation(vault, registry, now) }
         let bytes = Array(value.serialized(indent: nil).utf8)
         if let idempotencyKey {
             try APIError.wrap { () throws(VSecureError) in

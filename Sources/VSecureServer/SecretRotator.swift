@@ -23,6 +23,9 @@ public final class SecretRotator: Sendable {
     /// Where the schedule's rotations and failures are recorded (the route records its own,
     /// with the caller's key).
     let audit: AuditTrail?
+    /// The `Idempotency-Key`s of `POST …/rotate` requests still running (see
+    /// `SecretService.idempotent(_:context:bodyBytes:claims:running:)`).
+    let requestClaims = IdempotencyClaims()
 
     /// `open` makes the rotator's own read-write connection to the vault.
     public init(settings: ServerRotationSettings, clock: @escaping @Sendable () -> Timestamp, audit: AuditTrail? = nil,

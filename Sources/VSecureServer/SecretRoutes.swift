@@ -304,6 +304,9 @@ extension SecretRoutes {
     /// not due, is being rotated by another run, or has a manual policy is answered 200 with
     /// `"rotated": false` and the reason, and nothing changes.
     ///
+    /// Honours `Idempotency-Key`: a replay returns the first answer (which holds no value) and
+    /// neither rotates again nor records a second `rotated` audit entry.
+    ///
     /// Refusals say why in `details.reason`, so clients can tell them apart: `noPolicy`,
     /// `manualPolicy`, `commandNotAllowed` (409) and `inProgress` (409, with `details.skipped`).
     /// A failed rotation (422) carries the recorded reason in `details.failure`.
@@ -311,15 +314,46 @@ extension SecretRoutes {
         let name = try context.secretName()
         var environmentText = request.query("environment")
         var onlyIfDue = try request.queryBool("onlyIfDue")
+        var bodyBytes: [UInt8] = []
         if request.headers[.contentType] != nil {
             let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
             try body.rejectUnknown(["environment", "onlyIfDue"])
             environmentText = try body.string("environment") ?? environmentText
             if let flag = try body.bool("onlyIfDue") { onlyIfDue = flag }
+            bodyBytes = body.raw
         }
         let environment = try service.environment(environmentText)
         try await context.authorize(.write, environment: environment, name: name, service: service)
         guard let rotator = service.rotator else { throw APIError(.serviceUnavailable, "this server does not rotate secrets") }
+        let rotated = Captured<RotationResult>()
+        let dueOnly = onlyIfDue
+        // The `rotated` entry is written after the answer is recorded, as the other idempotent
+        // writes do, and also when the answer could not be made after the rotation. A replay
+        // rotated nothing, so it writes no second one.
+        func recordRotation() async throws {
+            if let result = rotated.value,
+               let event = SecretRotator.auditEvent(result, actor: context.auditActor, request: context.auditRequest, now: service.clock()) {
+                try await service.record(event)
+            }
+        }
+        let response: Response
+        do {
+            response = try await service.idempotent(request, context: context, bodyBytes: bodyBytes, claims: rotator.requestClaims) {
+                try await rotateOnce(environment: environment, name: name, onlyIfDue: dueOnly, rotator: rotator, context: context,
+                                     rotated: rotated)
+            }
+        } catch {
+            try await recordRotation()
+            throw error
+        }
+        try await recordRotation()
+        return response
+    }
+
+    /// One rotation and its answer (never a value). Sets `rotated` when a new version was made;
+    /// a refusal or a failure throws (and a failure is recorded in the audit log here).
+    private func rotateOnce(environment: EnvironmentName, name: SecretName, onlyIfDue: Bool, rotator: SecretRotator,
+                            context: ServerContext, rotated: Captured<RotationResult>) async throws -> (HTTPResponse.Status, JSONValue) {
         let policy = try await service.withVault { vault, _ throws(VSecureError) -> RotationPolicy? in
             try vault.rotation(secretID: try vault.summary(environment: environment, name: name).id)?.0
         }
@@ -350,16 +384,14 @@ extension SecretRoutes {
         SecretRotator.log(result, logger: context.logger)
         switch result.outcome {
         case .rotated(let from, _):
+            rotated.set(result)
             let body = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
                 var members = try vault.responseMembers(try vault.summary(environment: environment, name: name), now: now)
                 members.append(("previousVersion", .int(from)))
                 members.append(("rotated", .bool(true)))
                 return .object(members)
             }
-            if let event = SecretRotator.auditEvent(result, actor: context.auditActor, request: context.auditRequest, now: service.clock()) {
-                try await service.record(event)
-            }
-            return JSONResponse.make(body)
+            return (.ok, body)
         case .skipped(let reason) where onlyIfDue:
             let body = try await service.withVault { vault, now throws(VSecureError) -> JSONValue in
                 var members = try vault.responseMembers(try vault.summary(environment: environment, name: name), now: now)
@@ -367,7 +399,7 @@ extension SecretRoutes {
                 members.append(("skipped", .string(reason)))
                 return .object(members)
             }
-            return JSONResponse.make(body)
+            return (.ok, body)
         case .skipped(let reason):
             throw APIError(.conflict, "\(name) in \(environment) was not rotated: \(reason)",
                            details: ["reason": "inProgress", "skipped": reason])
