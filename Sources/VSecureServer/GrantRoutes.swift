@@ -51,17 +51,22 @@ struct GrantRoutes {
             throw APIError(.validationError, "give either 'duration' (e.g. 1h) or 'expiresAt': a grant always ends")
         }
         let createdBy = context.auditActor.user ?? context.apiKey?.id ?? "unknown"
-        let (grant, user) = try await service.withRegistry { registry, now throws(VSecureError) -> (ServerRegistry.GrantRecord, ServerRegistry.User) in
+        let created = Captured<(ServerRegistry.GrantRecord, ServerRegistry.User)>()
+        let response = try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
             guard let user = try registry.user(reference: userText) else { throw VSecureError(.notFound, "no user \(Quoted(userText))") }
             let expiresAt = try parseExpiry(expiresIn: duration, expiresAt: expiresAtText, now: now)!
             let grant = try registry.createGrant(userID: user.id, pattern: pattern.text, action: action.rawValue, expiresAt: expiresAt,
                                                  createdBy: createdBy, now: now)
-            return (grant, user)
+            created.set((grant, user))
+            return (.created, Self.json(grant, user: user.name, now: grant.createdAt))
         }
-        try await service.record(context.auditEvent(.grants, .created, name: grant.id,
-                                                    details: [("user", user.name), ("path", grant.pattern), ("action", grant.action),
-                                                              ("expiresAt", grant.expiresAt.iso8601)], now: grant.createdAt))
-        return JSONResponse.make(Self.json(grant, user: user.name, now: grant.createdAt), status: .created)
+        // A replay created nothing: no second entry.
+        if case let (grant, user)? = created.value {
+            try await service.record(context.auditEvent(.grants, .created, name: grant.id,
+                                                        details: [("user", user.name), ("path", grant.pattern), ("action", grant.action),
+                                                                  ("expiresAt", grant.expiresAt.iso8601)], now: grant.createdAt))
+        }
+        return response
     }
 
     /// `?name=&environment=` (grants whose pattern matches that secret), `?user=`,

@@ -40,12 +40,18 @@ struct PolicyRoutes {
         let policy = try APIError.wrap { () throws(VSecureError) in try AccessPolicy(parsing: bytes) }
         guard let source = String(validating: bytes, as: UTF8.self) else { throw APIError(.validationError, "the policy is not UTF-8 text") }
         let by = context.auditActor.user ?? context.apiKey?.id ?? "unknown"
-        let stored = try await service.withRegistry { registry, now throws(VSecureError) in
+        let changed = Captured<Timestamp>()
+        let response = try await service.idempotent(request, context: context, bodyBytes: bytes) { registry, now throws(VSecureError) in
             try registry.setPolicy(source: source, updatedBy: by, now: now)
-            return try registry.policy()
+            let stored = try registry.policy()
+            changed.set(stored.updatedAt)
+            return (.ok, Self.json(stored))
         }
-        try await service.record(context.auditEvent(.policy, .changed, details: [("rules", String(policy.rules.count))], now: stored.updatedAt))
-        return JSONResponse.make(Self.json(stored))
+        // A replay changed nothing: no second entry.
+        if let updatedAt = changed.value {
+            try await service.record(context.auditEvent(.policy, .changed, details: [("rules", String(policy.rules.count))], now: updatedAt))
+        }
+        return response
     }
 
     /// `{user, action, path}` → what the server would decide now for that user (any of their

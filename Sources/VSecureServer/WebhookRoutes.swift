@@ -108,12 +108,12 @@ struct WebhookRoutes {
         let now = service.clock()
         let body = SecretEvent.envelope(id: eventID, type: SecretEvent.ping, createdAt: now, data: .object([("webhookId", .string(hook.id))]))
         let milliseconds = WebhookDispatcher.wallClockMilliseconds()
-        let delivery = try await APIError.wrap { () async throws(VSecureError) in
-            try await service.withRegistry { registry, _ throws(VSecureError) in
-                try registry.enqueueWebhookDelivery(webhookID: hook.id, event: SecretEvent.ping, body: body, nowMilliseconds: milliseconds)
-            }
+        // No body: the digest covers the method and the URL. A replay queues no second ping.
+        return try await service.idempotent(request, context: context, bodyBytes: []) { registry, _ throws(VSecureError) in
+            let delivery = try registry.enqueueWebhookDelivery(webhookID: hook.id, event: SecretEvent.ping, body: body,
+                                                               nowMilliseconds: milliseconds)
+            return (.accepted, .object([("deliveryId", .string(delivery)), ("eventId", .string(eventID))]))
         }
-        return JSONResponse.make(.object([("deliveryId", .string(delivery)), ("eventId", .string(eventID))]), status: .accepted)
     }
 
     /// The webhook's latest deliveries (at most 100): what was sent when, and how it went.
