@@ -3,13 +3,17 @@ import VSecureCore
 /// The administration routes (users, API keys, the access policy, grants) for the `vsecure`
 /// commands that manage a server. Answers are public JSON (no secret values; a new API key's
 /// token is in `key`, shown once by the caller). Errors map as for every remote call: 400 →
-/// usage, 401/403 → access denied, 404 → not found, 409 → conflict.
+/// usage, 401/403 → access denied, 404 → not found, 409 → conflict. The writes the server runs
+/// once per `Idempotency-Key` (users, the policy, grants) carry one, so the exchange's retries
+/// run them at most once; API-key writes cannot (the server does not record answers holding a
+/// token).
 extension RemoteStore {
-    /// One request with an optional JSON body; the answer's JSON (nil for 204).
+    /// One request with an optional JSON body; the answer's JSON (nil for 204). `idempotent`
+    /// sends a new `Idempotency-Key`, the same on every retry of this call.
     public func admin(_ method: String, _ path: String, query: [(String, String?)] = [], json: JSONValue? = nil,
-                      rawBody: [UInt8]? = nil, expect: Set<Int> = [200]) throws(VSecureError) -> JSONValue? {
+                      rawBody: [UInt8]? = nil, expect: Set<Int> = [200], idempotent: Bool = false) throws(VSecureError) -> JSONValue? {
         let body = rawBody ?? json.map { Array($0.serialized(indent: nil).utf8) } ?? []
-        let reply = try request(method, path, query: query, body: body)
+        let reply = try request(method, path, query: query, body: body, idempotent: idempotent)
         try reply.check(expect)
         return reply.status == 204 ? nil : try reply.json()
     }
@@ -18,7 +22,7 @@ extension RemoteStore {
 
     public func createUser(name: String, service: Bool, roles: [String]) throws(VSecureError) -> JSONValue {
         try admin("POST", "/users", json: .object([(service ? "name" : "email", .string(name)),
-                                                   ("roles", .array(roles.map(JSONValue.string)))]), expect: [201])!
+                                                   ("roles", .array(roles.map(JSONValue.string)))]), expect: [201], idempotent: true)!
     }
 
     public func listUsers() throws(VSecureError) -> JSONValue {
@@ -26,11 +30,12 @@ extension RemoteStore {
     }
 
     public func updateUser(_ reference: String, roles: [String]) throws(VSecureError) -> JSONValue {
-        try admin("PUT", "/users/" + Self.percentEncoded(reference), json: .object([("roles", .array(roles.map(JSONValue.string)))]))!
+        try admin("PUT", "/users/" + Self.percentEncoded(reference), json: .object([("roles", .array(roles.map(JSONValue.string)))]),
+                  idempotent: true)!
     }
 
     public func disableUser(_ reference: String) throws(VSecureError) -> JSONValue {
-        try admin("POST", "/users/" + Self.percentEncoded(reference) + "/disable")!
+        try admin("POST", "/users/" + Self.percentEncoded(reference) + "/disable", idempotent: true)!
     }
 
     // MARK: - API keys
@@ -64,7 +69,7 @@ extension RemoteStore {
 
     /// Sends the document as it is, so the server's line and column numbers are the file's.
     public func setPolicy(_ document: [UInt8]) throws(VSecureError) -> JSONValue {
-        try admin("PUT", "/policy", rawBody: document)!
+        try admin("PUT", "/policy", rawBody: document, idempotent: true)!
     }
 
     public func testPolicy(user: String, action: String, path: String) throws(VSecureError) -> JSONValue {
@@ -79,7 +84,7 @@ extension RemoteStore {
         if let name { members.append(("name", .string(name))) }
         if let environment { members.append(("environment", .string(environment))) }
         if let path { members.append(("path", .string(path))) }
-        return try admin("POST", "/grants", json: .object(members), expect: [201])!
+        return try admin("POST", "/grants", json: .object(members), expect: [201], idempotent: true)!
     }
 
     public func listGrants(name: String?, environment: String?, includeExpired: Bool) throws(VSecureError) -> JSONValue {

@@ -54,8 +54,11 @@ extension RemoteStore: RotatingSecretStore {
         var members: [(String, JSONValue)] = []
         if let environment { members.append(("environment", .string(environment.rawValue))) }
         if onlyIfDue { members.append(("onlyIfDue", .bool(true))) }
-        // Not idempotent on the server (each success is a new value), so no Idempotency-Key.
-        let reply = try request("POST", path(name, "/rotate"), body: Array(JSONValue.object(members).serialized(indent: nil).utf8))
+        // With an Idempotency-Key, so a retry after a broken connection does not rotate twice: the
+        // server answers it with the first answer, or, while the first still runs, with 409
+        // inProgress (a skip, below).
+        let reply = try request("POST", path(name, "/rotate"), body: Array(JSONValue.object(members).serialized(indent: nil).utf8),
+                                idempotent: true)
         switch reply.status {
         case 200:
             let json = try reply.json()

@@ -27,6 +27,9 @@ final class FaultyHTTPServer: @unchecked Sendable {
         case storm429Later
         /// Every request: 503 (retryable), each after 1.2 s.
         case slow503
+        /// Reads the request and closes without a word: the request may have run, and the
+        /// client sees an empty reply, which it retries.
+        case hangUp
     }
 
     let port: Int
@@ -35,6 +38,7 @@ final class FaultyHTTPServer: @unchecked Sendable {
     private let lock = NSLock()
     private var stopped = false
     private var accepted = 0
+    private var heads: [String] = []
 
     init(_ behaviour: Behaviour) throws {
         self.behaviour = behaviour
@@ -71,6 +75,9 @@ final class FaultyHTTPServer: @unchecked Sendable {
     var connections: Int { lock.withLock { accepted } }
 
     var isStopped: Bool { lock.withLock { stopped } }
+
+    /// The head (request line and headers) of every request read so far, in arrival order.
+    var requestHeads: [String] { lock.withLock { heads } }
 
     func stop() {
         let closeHere = lock.withLock { () -> Bool in
@@ -139,6 +146,7 @@ final class FaultyHTTPServer: @unchecked Sendable {
                 let length = head.split(separator: "\r\n").first { $0.hasPrefix("content-length:") }
                     .flatMap { Int($0.dropFirst("content-length:".count).trimmingCharacters(in: .whitespaces)) } ?? 0
                 needed = end.upperBound + length
+                lock.withLock { heads.append(head) }
             }
         }
         return false
@@ -177,6 +185,8 @@ final class FaultyHTTPServer: @unchecked Sendable {
         case .storm429Later:
             _ = send(fd, Self.answer("429 Too Many Requests", "Retry-After: 3600\r\n",
                                      body: #"{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"come back in an hour","details":{"retryAfterSeconds":"3600"}}}"#))
+        case .hangUp:
+            return
         case .slow503:
             guard pause(1.2) else { return }
             _ = send(fd, Self.answer("503 Service Unavailable", "Retry-After: 0\r\n",
