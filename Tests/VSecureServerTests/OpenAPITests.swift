@@ -175,7 +175,10 @@ struct OpenAPITests {
             }
             let headers = Set(declared.filter { $0["in"] as? String == "header" }.compactMap { $0["name"] as? String })
             let honoursIdempotency = ["POST /v1/security/secrets", "PUT /v1/security/secrets/{name}",
-                                      "POST /v1/security/secrets/{name}/rollback", "POST /v1/security/secrets/batch/upsert"]
+                                      "POST /v1/security/secrets/{name}/rollback", "POST /v1/security/secrets/{name}/rotate",
+                                      "POST /v1/security/secrets/batch/upsert",
+                                      "POST /v1/security/users", "PUT /v1/security/users/{id}", "POST /v1/security/users/{id}/disable",
+                                      "POST /v1/security/grants", "PUT /v1/security/policy", "POST /v1/security/webhooks/{id}/test"]
             #expect(headers.contains("Idempotency-Key") == honoursIdempotency.contains(label),
                     "\(label): Idempotency-Key documented \(headers.contains("Idempotency-Key")), honoured \(honoursIdempotency.contains(label))")
             for name in ["Authorization", "Content-Type", "Accept"] {
