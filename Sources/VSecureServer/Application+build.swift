@@ -81,7 +81,9 @@ public func buildApplication(_ configuration: ServerConfiguration,
     if configuration.rotation.intervalSeconds > 0, let rotator = service.rotator {
         services.append(RotationSchedule(rotator: rotator, intervalSeconds: configuration.rotation.intervalSeconds, logger: logger))
     }
-    services.append(WebhookDispatcher(service: service, logger: logger))
+    var webhooks = WebhookSettings()
+    if let path = configuration.webhookCACertificates { webhooks.trust = try WebhookTrust(addingCertificatesFrom: path) }
+    services.append(WebhookDispatcher(service: service, settings: webhooks, logger: logger))
     return Application(router: router, server: server,
                        configuration: .init(address: .hostname(configuration.host, port: configuration.port), serverName: serverName),
                        services: services, onServerRunning: onServerRunning, logger: logger)

@@ -40,6 +40,9 @@ public struct ServerConfiguration: Sendable {
     /// Serve `GET /v1/security/secrets/{name}` on the event loop, past the router
     /// (`FastReadHandler`); `--no-fast-reads` sends it through the router like every other route.
     public var fastReads = true
+    /// `--webhook-cacert`: a PEM file of CA certificates that HTTPS webhook receivers may also
+    /// chain to, besides the system's.
+    public var webhookCACertificates: String?
 
     public init(dataDirectory: String) { self.dataDirectory = dataDirectory }
 

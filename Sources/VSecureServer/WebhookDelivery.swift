@@ -117,9 +117,44 @@ enum WebhookSignature {
     }
 }
 
+/// Which certificate authorities HTTPS deliveries trust: the system's, plus those in a PEM file
+/// given with `--webhook-cacert` (for receivers on an internal CA). Built once, when the server
+/// starts, so a file that cannot be read stops the start instead of failing every delivery.
+public struct WebhookTrust: Sendable {
+    /// nil when the system's TLS setup cannot be loaded (HTTPS deliveries then fail).
+    let context: NIOSSLContext?
+
+    /// The system's trust store only.
+    public static let system = WebhookTrust(context: try? NIOSSLContext(configuration: .makeClientConfiguration()))
+
+    private init(context: NIOSSLContext?) { self.context = context }
+
+    /// The system's trust store and the certificates in the PEM file at `path`.
+    public init(addingCertificatesFrom path: String) throws(VSecureError) {
+        let certificates: [NIOSSLCertificate]
+        do {
+            certificates = try NIOSSLCertificate.fromPEMFile(path)
+        } catch {
+            throw VSecureError(.usage, "cannot read the webhook CA certificates in \(Quoted(path))",
+                               hint: "--webhook-cacert takes a PEM file of one or more CA certificates")
+        }
+        guard !certificates.isEmpty else {
+            throw VSecureError(.usage, "\(Quoted(path)) holds no PEM certificate",
+                               hint: "--webhook-cacert takes a PEM file of one or more CA certificates")
+        }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.additionalTrustRoots = [.certificates(certificates)]
+        do {
+            context = try NIOSSLContext(configuration: configuration)
+        } catch {
+            throw VSecureError(.usage, "cannot use the webhook CA certificates in \(Quoted(path)): \(error)")
+        }
+    }
+}
+
 /// One POST of a delivery over NIO: no redirects followed, no cookies, no connection reuse; the
 /// answer's status line is all that is read. HTTPS verifies the receiver's certificate against
-/// the system's trust store and its name (or, for an address literal, its IP).
+/// the trust store (`WebhookTrust`) and its name (or, for an address literal, its IP).
 enum WebhookPoster {
     enum Outcome: Sendable, Equatable {
         case status(Int)
@@ -129,13 +164,13 @@ enum WebhookPoster {
 
     private struct Failure: Error { var reason: String }
 
-    /// Built once; nil when the system's TLS setup cannot be loaded (HTTPS deliveries then fail).
-    private static let tlsContext: NIOSSLContext? = try? NIOSSLContext(configuration: .makeClientConfiguration())
-
-    static func post(_ url: WebhookURL, headers: [(String, String)], body: [UInt8], timeout: Duration) async -> Outcome {
+    static func post(_ url: WebhookURL, headers: [(String, String)], body: [UInt8], timeout: Duration,
+                     trust: WebhookTrust = .system) async -> Outcome {
         do {
             return .status(try await withThrowingTaskGroup(of: Int.self) { group in
-                group.addTask { try await exchange(url, request: request(url, headers: headers, body: body), timeout: timeout) }
+                group.addTask {
+                    try await exchange(url, request: request(url, headers: headers, body: body), timeout: timeout, trust: trust)
+                }
                 group.addTask {
                     try await Task.sleep(for: timeout)
                     throw Failure(reason: "no response within \(timeout)")
@@ -148,6 +183,9 @@ enum WebhookPoster {
         } catch is CancellationError {
             return .failed("cancelled")
         } catch let error as NIOSSLError {
+            return .failed("TLS failed: \(error)")
+        } catch let error as NIOSSLExtraError {
+            // Such as a certificate that does not name the receiver's host.
             return .failed("TLS failed: \(error)")
         } catch let error as NIOConnectionError {
             return .failed("cannot connect: \(error.connectionErrors.first.map { "\($0.error)" } ?? "\(error)")")
@@ -166,10 +204,10 @@ enum WebhookPoster {
         return buffer
     }
 
-    private static func exchange(_ url: WebhookURL, request: ByteBuffer, timeout: Duration) async throws -> Int {
+    private static func exchange(_ url: WebhookURL, request: ByteBuffer, timeout: Duration, trust: WebhookTrust) async throws -> Int {
         let tls: NIOSSLContext?
         if url.secure {
-            guard let context = tlsContext else { throw Failure(reason: "TLS is not available on this server") }
+            guard let context = trust.context else { throw Failure(reason: "TLS is not available on this server") }
             tls = context
         } else {
             tls = nil
@@ -186,7 +224,14 @@ enum WebhookPoster {
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in
-            try await outbound.write(request)
+            do {
+                try await outbound.write(request)
+            } catch {
+                // A refused TLS handshake closes the channel, and the write then fails with a bare
+                // "I/O on closed channel" while the reason waits on the inbound side: report that.
+                for try await _ in inbound {}
+                throw error
+            }
             var received = ByteBuffer()
             for try await part in inbound {
                 received.writeImmutableBuffer(part)

@@ -31,6 +31,8 @@ public struct WebhookSettings: Sendable {
     public var concurrentDeliveries = 8
     /// Finished deliveries are kept this long (for `GET /webhooks/{id}/deliveries` and support).
     public var retention: Duration = .seconds(7 * 86_400)
+    /// The certificate authorities HTTPS receivers are checked against (`--webhook-cacert`).
+    public var trust = WebhookTrust.system
 
     public init() {}
 
@@ -248,7 +250,8 @@ public final class WebhookDispatcher: Service, Sendable {
             let timestamp = milliseconds() / 1000
             let headers = [("VSecure-Event", delivery.event), ("VSecure-Delivery", delivery.id),
                            ("VSecure-Signature", WebhookSignature.header(secret: delivery.signingSecret, timestamp: timestamp, body: delivery.body))]
-            outcome = await WebhookPoster.post(url, headers: headers, body: delivery.body, timeout: settings.attemptTimeout)
+            outcome = await WebhookPoster.post(url, headers: headers, body: delivery.body, timeout: settings.attemptTimeout,
+                                               trust: settings.trust)
         }
         // A shutdown mid-attempt records nothing: the attempt is made again after the restart.
         if Task.isCancelled, outcome == .failed("cancelled") { return }

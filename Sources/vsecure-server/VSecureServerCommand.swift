@@ -80,9 +80,9 @@ struct Serve: AsyncParsableCommand {
         discussion: """
         Settings come from flags, then VSECURE_SERVER_* environment variables (LISTEN, TLS_CERT, \
         TLS_KEY, INSECURE_HTTP, RATE_LIMIT, MAX_BODY_BYTES, LOG_LEVEL, ROTATION_INTERVAL, \
-        ALLOW_ROTATION_COMMANDS, IDLE_TIMEOUT, FAST_READS), then a JSON config file (--config) with the same \
-        names in camelCase (listen, tlsCert, tlsKey, insecureHttp, rateLimit, maxBodyBytes, logLevel, rotationInterval, \
-        allowRotationCommands, idleTimeout, fastReads). SIGTERM drains in-flight requests, stops the rotation schedule \
+        ALLOW_ROTATION_COMMANDS, IDLE_TIMEOUT, FAST_READS, WEBHOOK_CACERT), then a JSON config file (--config) with the \
+        same names in camelCase (listen, tlsCert, tlsKey, insecureHttp, rateLimit, maxBodyBytes, logLevel, rotationInterval, \
+        allowRotationCommands, idleTimeout, fastReads, webhookCacert). SIGTERM drains in-flight requests, stops the rotation schedule \
         (finishing a rotation in progress), then exits.
         """
     )
@@ -133,6 +133,10 @@ struct Serve: AsyncParsableCommand {
           help: "Send single-secret reads through the router like every other route, instead of answering them on the event loop (same answers, slower).")
     var noFastReads = false
 
+    @Option(name: .customLong("webhook-cacert"),
+            help: ArgumentHelp("Also trust the CA certificates in this PEM file for HTTPS webhook receivers (besides the system's).", valueName: "file"))
+    var webhookCACert: String?
+
     func run() async throws {
         let file = try loadConfigFile()
         let env = ProcessInfo.processInfo.environment
@@ -166,6 +170,7 @@ struct Serve: AsyncParsableCommand {
             configuration.limits.idleTimeoutSeconds = seconds
         }
         if noFastReads || ["0", "false"].contains(setting(nil, "FAST_READS", "fastReads") ?? "") { configuration.fastReads = false }
+        configuration.webhookCACertificates = setting(webhookCACert, "WEBHOOK_CACERT", "webhookCacert")
         LoggingSystem.bootstrap { label in ServerLogHandler(label: label) }
         _ = runConcurrencyOnEventLoops()
         var logger = Logger(label: "vsecure-server")
@@ -188,7 +193,7 @@ struct Serve: AsyncParsableCommand {
             throw VSecureError.usage("the config file \(Quoted(config)) is not a JSON object")
         }
         let known: Set<String> = ["listen", "tlsCert", "tlsKey", "insecureHttp", "rateLimit", "maxBodyBytes", "logLevel",
-                                  "rotationInterval", "allowRotationCommands", "idleTimeout", "fastReads"]
+                                  "rotationInterval", "allowRotationCommands", "idleTimeout", "fastReads", "webhookCacert"]
         if let unknown = object.keys.first(where: { !known.contains($0) }) {
             throw VSecureError.usage("unknown setting \(Quoted(unknown)) in \(config)", hint: "known settings: \(known.sorted().joined(separator: ", "))")
         }

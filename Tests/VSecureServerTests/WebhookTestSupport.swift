@@ -1,12 +1,15 @@
 import Foundation
 import Hummingbird
 import HummingbirdTesting
+import HummingbirdTLS
 import Logging
+import NIOSSL
 import Synchronization
 import Testing
 import VSecureCore
 import VSecureCrypto
 @testable import VSecureServer
+import TestSupport
 
 /// A webhook receiver: a real HTTP server on loopback (Hummingbird, live) that records every
 /// request to `POST /hook` and answers with the scripted statuses in turn, then 200.
@@ -62,6 +65,18 @@ final class WebhookReceiver: Sendable {
     func run<Value: Sendable>(_ body: @Sendable (String) async throws -> Value) async throws -> Value {
         try await Application(router: router(), logger: ServerFixture.quietLogger).test(.live) { client in
             try await body("http://localhost:\(try #require(client.port))/hook")
+        }
+    }
+
+    /// The same over HTTPS with `pki`'s server certificate (issued by the test's CA); `body`
+    /// gets `https://localhost:PORT/hook`.
+    func run<Value: Sendable>(tls pki: LivePKI, _ body: @Sendable (String) async throws -> Value) async throws -> Value {
+        let chain = try NIOSSLCertificate.fromPEMFile(pki.serverCertificate).map { NIOSSLCertificateSource.certificate($0) }
+        let key = try NIOSSLPrivateKey(file: pki.serverKey, format: .pem)
+        let tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        let application = Application(router: router(), server: try .tls(.http1(), tlsConfiguration: tls), logger: ServerFixture.quietLogger)
+        return try await application.test(.live) { client in
+            try await body("https://localhost:\(try #require(client.port))/hook")
         }
     }
 
