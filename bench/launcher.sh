@@ -4,7 +4,8 @@
 #   1. `vsecure-run … -- /bin/true` against `env K=V… /bin/true` (the floor for exporting
 #      variables and exec) for N = 10, 100, 1000 secrets of 40 characters;
 #   2. peak RSS of a launch at N = 1000;
-#   3. a launch of N = 100 from a vault of 100,000 secrets against one from a vault of 1,000.
+#   3. a launch of N = 100 from a vault of 100,000 secrets against one from a vault of 1,000;
+#   4. for context, `vsecure-run --version` against `/bin/true`: start-up and exit alone.
 # Targets (issue 3): ratio <= 2.0 at N=100; peak RSS <= 10 MiB at N=1000; vault-size ratio <= 1.2.
 # Usage: bench/launcher.sh [--runs N] [--rounds R] [--bin DIR]   (default: builds release binaries;
 #   each ratio comes from R alternating hyperfine rounds of N/R runs per command, default 200/5)
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
         --runs) runs="$2"; shift 2 ;;
         --rounds) rounds="$2"; shift 2 ;;
         --bin) bin="$2"; shift 2 ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
         *) echo "launcher.sh: error: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -87,6 +88,11 @@ print(" ".join("S%d=%s" % (i, "".join(secrets.choice(a) for _ in range(40))) for
         "$bin/vsecure-run --vault $work/small/vault.db --key-file $work/small/vault.key --manifest $work/m$n.yml -- /bin/true")
     printf '%-8s %12s %12s %8s\n' "$n" "$floor_ms" "$launch_ms" "$(python3 -c "print('%.2f' % ($launch_ms / $floor_ms))")"
 done
+
+# What start-up alone costs, for reading the ratios above: the launcher printing its version and
+# exiting, against /bin/true (neither reads a vault or execs anything).
+read -r true_ms version_ms < <(pair_medians startup "/bin/true" "$bin/vsecure-run --version")
+printf '\nstart-up alone: vsecure-run --version %s ms, /bin/true %s ms\n' "$version_ms" "$true_ms"
 
 # Peak RSS at N=1000, measured by a 20-line C program (cc ships with Swift): fork, exec, wait4,
 # ru_maxrss. The kernel folds the high-water mark of the address space an execve replaces into
