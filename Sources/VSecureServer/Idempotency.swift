@@ -116,7 +116,7 @@ extension SecretService {
     private func storedAnswer(keyID: String, idempotencyKey: String,
                               parts: [[UInt8]]) throws -> (digest: [UInt8], stored: ServerRegistry.StoredResponse?) {
         let digest = registry.requestDigest(parts)
-        guard let stored = try APIError.wrap({ () throws(VSecureError) in try registry.storedResponse(keyID: keyID, idempotencyKey: idempotencyKey) }) else {
+        guard let stored = try APIError.wrap({ () throws(VSecureError) in try registry.storedResponse(keyID: keyID, idempotencyKey: idempotencyKey, now: clock()) }) else {
             return (digest, nil)
         }
         guard stored.requestHash == digest else { throw APIError(.conflict, "this Idempotency-Key was used for a different request") }

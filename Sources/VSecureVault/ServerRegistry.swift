@@ -259,9 +259,13 @@ public final class ServerRegistry {
 
     // MARK: - Idempotency
 
-    public func storedResponse(keyID: String, idempotencyKey: String) throws(VSecureError) -> StoredResponse? {
-        let statement = try db.prepare("SELECT request_hash, status, body FROM idempotency WHERE key_id = ?1 AND idempotency_key = ?2")
-        statement.bind(1, keyID).bind(2, idempotencyKey)
+    /// The answer recorded for this key within `idempotencyRetention` of `now`; an older record
+    /// counts as gone (it is deleted when the next answer is recorded).
+    public func storedResponse(keyID: String, idempotencyKey: String, now: Timestamp) throws(VSecureError) -> StoredResponse? {
+        let statement = try db.prepare("""
+            SELECT request_hash, status, body FROM idempotency WHERE key_id = ?1 AND idempotency_key = ?2 AND created_at >= ?3
+            """)
+        statement.bind(1, keyID).bind(2, idempotencyKey).bind(3, now.secondsSinceEpoch - Self.idempotencyRetention)
         guard try statement.step() else { return nil }
         return StoredResponse(requestHash: statement.blob(0), status: statement.int(1), body: statement.blob(2))
     }

@@ -141,6 +141,28 @@ struct ProtocolRouteTests {
         #expect(try await server.versionCount("API_KEY") == 6)
     }
 
+    @Test("an Idempotency-Key answer is replayed for 24 hours after it was recorded, and runs as new after that")
+    func idempotencyRetention() async throws {
+        let server = try ServerFixture.make()
+        let admin = server.admin
+        try await server.test { client in
+            try await client.createSecret("DAILY", value: "first", key: admin)
+            let update: [String: Any] = ["value": "second"]
+            let put = try await client.send(.put, "/v1/security/secrets/DAILY", key: admin, json: update, headers: [.idempotencyKey: "day"])
+            #expect(put.int("version") == 2)
+            server.clock.advance(seconds: 86_400 - 1)
+            let replay = try await client.send(.put, "/v1/security/secrets/DAILY", key: admin, json: update, headers: [.idempotencyKey: "day"])
+            #expect(replay.headers[.idempotentReplayed] == "true" && replay.text == put.text, "\(replay)")
+            server.clock.advance(seconds: 2)
+            let late = try await client.send(.put, "/v1/security/secrets/DAILY", key: admin, json: update, headers: [.idempotencyKey: "day"])
+            #expect(late.headers[.idempotentReplayed] == nil && late.int("version") == 3, "\(late)")
+            // And the new answer is the one replayed from then on.
+            let again = try await client.send(.put, "/v1/security/secrets/DAILY", key: admin, json: update, headers: [.idempotencyKey: "day"])
+            #expect(again.headers[.idempotentReplayed] == "true" && again.text == late.text, "\(again)")
+        }
+        #expect(try await server.versionCount("DAILY") == 3)
+    }
+
     @Test("a failed request is not recorded: retrying with the same Idempotency-Key runs it")
     func idempotencyAfterFailure() async throws {
         let server = try ServerFixture.make()
