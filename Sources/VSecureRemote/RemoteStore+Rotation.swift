@@ -55,8 +55,8 @@ extension RemoteStore: RotatingSecretStore {
         if let environment { members.append(("environment", .string(environment.rawValue))) }
         if onlyIfDue { members.append(("onlyIfDue", .bool(true))) }
         // With an Idempotency-Key, so a retry after a broken connection does not rotate twice: the
-        // server answers it with the first answer, or, while the first still runs, with 409
-        // inProgress (a skip, below).
+        // server answers it with the first answer (while the first still runs, `request` waits
+        // for it).
         let reply = try request("POST", path(name, "/rotate"), body: Array(JSONValue.object(members).serialized(indent: nil).utf8),
                                 idempotent: true)
         switch reply.status {
@@ -74,8 +74,13 @@ extension RemoteStore: RotatingSecretStore {
             return RotationResult(environment: try resolve(environment), name: name, outcome: .failed(reason: failure))
         case 409 where reply.errorDetail("reason") == "inProgress":
             // Another run is rotating it: a skip, as the local vault reports it.
-            return RotationResult(environment: try resolve(environment), name: name,
-                                  outcome: .skipped(reason: reply.errorDetail("skipped") ?? reply.failure().message))
+            if let skipped = reply.errorDetail("skipped") {
+                return RotationResult(environment: try resolve(environment), name: name, outcome: .skipped(reason: skipped))
+            }
+            // This call's own first attempt, whose connection broke, was still rotating when the
+            // time ran out: it may yet make the new version, so this is not a skip.
+            throw VSecureError(.conflict, "the server was still rotating \(name) for this command when the time ran out (VSECURE_TIMEOUT)",
+                               hint: "see whether it rotated with `vsecure secrets:versions \(name)`")
         default:
             throw try rotateRefusal(reply, name: name, environment: environment)
         }

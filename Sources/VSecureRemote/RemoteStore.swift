@@ -38,10 +38,25 @@ public final class RemoteStore: SecretStore {
 
     func request(_ method: String, _ path: String, query: [(String, String?)] = [], body: [UInt8] = [],
                          idempotent: Bool = false) throws(VSecureError) -> RemoteReply {
-        requestCount += 1
-        let response = try HTTPExchange.perform(endpoint, method: method, path: Self.api + path + Self.queryString(query),
-                                                headers: idempotent ? [Self.idempotencyHeader()] : [], body: body)
-        return RemoteReply(response, endpoint: endpoint)
+        let headers = idempotent ? [Self.idempotencyHeader()] : []
+        let started = HTTPExchange.monotonicMilliseconds()
+        var waited = 0
+        while true {
+            requestCount += 1
+            let response = try HTTPExchange.perform(endpoint, method: method, path: Self.api + path + Self.queryString(query),
+                                                    headers: headers, body: body)
+            let reply = RemoteReply(response, endpoint: endpoint)
+            // A retry that reached the server while this call's first attempt (whose connection
+            // broke) still runs there gets 409 inProgress: ask again with the same key, after a
+            // pause, until that attempt has answered and its answer comes back as the replay.
+            // (A 409 inProgress with `skipped` is another run's rotation: the caller's to report.)
+            guard idempotent, reply.status == 409, reply.errorDetail("reason") == "inProgress", reply.errorDetail("skipped") == nil
+            else { return reply }
+            let pause = min(250 << min(waited, 3), 2_000)
+            guard HTTPExchange.monotonicMilliseconds() - started + pause < endpoint.timeoutMilliseconds else { return reply }
+            usleep(useconds_t(pause * 1000))
+            waited += 1
+        }
     }
 
     func request(_ method: String, _ path: String, lockedBody: SecureBytes) throws(VSecureError) -> RemoteReply {

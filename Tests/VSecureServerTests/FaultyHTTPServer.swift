@@ -30,6 +30,9 @@ final class FaultyHTTPServer: @unchecked Sendable {
         /// Reads the request and closes without a word: the request may have run, and the
         /// client sees an empty reply, which it retries.
         case hangUp
+        /// The first two requests: 409 `inProgress` without `skipped`, as the server answers a
+        /// request whose `Idempotency-Key` an unfinished request holds; then a rotate's 200.
+        case rotationStillRunning
     }
 
     let port: Int
@@ -157,6 +160,9 @@ final class FaultyHTTPServer: @unchecked Sendable {
             + extraHeaders + "Connection: close\r\n\r\n" + body
     }
 
+    /// What `POST /secrets/TOKEN/rotate` answers after a rotation from version 1 to 2.
+    static let rotatedAnswer = #"{"id":"sec_01a228ab1a892396c9dec09e","name":"TOKEN","environment":"production","path":"production/TOKEN","version":2,"tags":[],"metadata":{},"description":null,"expiresAt":null,"expired":false,"createdAt":"2027-01-15T08:00:00Z","updatedAt":"2027-01-16T08:01:00Z","rotationPolicy":{"enabled":true,"period":"1d","notifyBefore":null,"generate":{"length":32,"charset":"hex"}},"rotation":{"state":"ok","lastRotatedAt":"2027-01-16T08:01:00Z","nextDueAt":"2027-01-17T08:01:00Z","failingSince":null,"lastFailureAt":null,"lastFailure":null,"failureCount":0},"previousVersion":1,"rotated":true}"#
+
     static let partialBody = #"{"environment":"production","data":[{"name":"A","version":1,"value":"fault-SECRET-part"#
 
     private func serve(_ fd: Int32) {
@@ -187,6 +193,12 @@ final class FaultyHTTPServer: @unchecked Sendable {
                                      body: #"{"error":{"code":"RATE_LIMIT_EXCEEDED","message":"come back in an hour","details":{"retryAfterSeconds":"3600"}}}"#))
         case .hangUp:
             return
+        case .rotationStillRunning:
+            if lock.withLock({ heads.count }) <= 2 {
+                _ = send(fd, Self.answer("409 Conflict", body: #"{"error":{"code":"CONFLICT","message":"a request with this Idempotency-Key is still running","details":{"reason":"inProgress"}}}"#))
+            } else {
+                _ = send(fd, Self.answer("200 OK", body: Self.rotatedAnswer))
+            }
         case .slow503:
             guard pause(1.2) else { return }
             _ = send(fd, Self.answer("503 Service Unavailable", "Retry-After: 0\r\n",

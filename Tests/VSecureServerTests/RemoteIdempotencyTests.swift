@@ -54,4 +54,38 @@ struct RemoteIdempotencyTests {
             seen.insert(key)
         }
     }
+
+    static func rotateToken(on server: FaultyHTTPServer, timeoutMilliseconds: Int) throws -> RotationResult {
+        let token = Array("vsec_key_0123456789abcdef_not-checked-by-the-fake".utf8)
+        var endpoint = RemoteEndpoint(baseURL: server.baseURL, apiKey: token.withUnsafeBytes { SecureBytes(copying: $0) })
+        endpoint.timeoutMilliseconds = timeoutMilliseconds
+        return try RemoteStore(endpoint: endpoint).rotate(environment: try EnvironmentName("production"), name: try SecretName("TOKEN"),
+                                                          onlyIfDue: false, settings: RotationSettings())
+    }
+
+    @Test("a retry that finds its own first attempt still running waits with the same key for that attempt's answer")
+    func waitsForItsOwnFirstAttempt() throws {
+        let server = try FaultyHTTPServer(.rotationStillRunning)
+        defer { server.stop() }
+        let result = try Self.rotateToken(on: server, timeoutMilliseconds: 10_000)
+        #expect(result.outcome == .rotated(from: 1, to: 2), "\(result.outcome)")
+        let keys = Self.idempotencyKeys(server.requestHeads)
+        #expect(keys.count == 3 && Set(keys).count == 1 && keys.first?.hasPrefix("vsecure-") == true, "\(keys)")
+    }
+
+    @Test("when the time runs out while its first attempt still runs, rotate is an error (it may yet rotate), not a skip")
+    func timesOutWhileItsFirstAttemptRuns() throws {
+        let server = try FaultyHTTPServer(.rotationStillRunning)
+        defer { server.stop() }
+        var status: VSecureCore.ExitStatus?
+        var message = ""
+        do {
+            let result = try Self.rotateToken(on: server, timeoutMilliseconds: 300)
+            message = "\(result.outcome)"
+        } catch let error as VSecureError {
+            status = error.status
+            message = error.message
+        }
+        #expect(status == .conflict && message.contains("still rotating TOKEN"), "\(message)")
+    }
 }
