@@ -10,6 +10,11 @@ extension HTTPField.Name {
     static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
 }
 
+extension Response {
+    /// An answer replayed for an `Idempotency-Key`: nothing ran, so nothing more is audited.
+    var isIdempotentReplay: Bool { headers[.idempotentReplayed] == "true" }
+}
+
 /// The `Idempotency-Key`s (per API key) of writes that run off the service actor and have not
 /// answered yet. While one holds a key, a request with the same key is refused instead of
 /// running a second time between the first one's work and the recording of its answer.

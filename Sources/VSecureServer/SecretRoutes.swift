@@ -72,8 +72,12 @@ struct SecretRoutes {
                 return (.created, .object(try vault.responseMembers(created, now: now)))
             }
         }
-        try await service.record(context.auditEvent(.secrets, .created, environment: environment, name: name.rawValue, version: 1,
-                                                    now: service.clock()))
+        // A replay changed nothing: the first answer's entry stands (and a second `created` would
+        // claim a second creation).
+        if !response.isIdempotentReplay {
+            try await service.record(context.auditEvent(.secrets, .created, environment: environment, name: name.rawValue, version: 1,
+                                                        now: service.clock()))
+        }
         return response
     }
 
@@ -222,8 +226,10 @@ struct SecretRoutes {
                 return (.ok, .object(members))
             }
         }
-        try await service.record(context.auditEvent(.secrets, .updated, environment: environment, name: name.rawValue,
-                                                    version: newVersion.value, now: service.clock()))
+        if !response.isIdempotentReplay {
+            try await service.record(context.auditEvent(.secrets, .updated, environment: environment, name: name.rawValue,
+                                                        version: newVersion.value, now: service.clock()))
+        }
         return response
     }
 
@@ -275,8 +281,10 @@ struct SecretRoutes {
             members.append(("restoredVersion", .int(target ?? result.previousVersion - 1)))
             return (.ok, .object(members))
         }
-        try await service.record(context.auditEvent(.secrets, .rolledBack, environment: environment, name: name.rawValue,
-                                                    version: newVersion.value, now: service.clock()))
+        if !response.isIdempotentReplay {
+            try await service.record(context.auditEvent(.secrets, .rolledBack, environment: environment, name: name.rawValue,
+                                                        version: newVersion.value, now: service.clock()))
+        }
         return response
     }
 

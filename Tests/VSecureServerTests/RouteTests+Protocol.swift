@@ -163,6 +163,34 @@ struct ProtocolRouteTests {
         #expect(try await server.versionCount("DAILY") == 3)
     }
 
+    @Test("a replayed create, update or rollback writes no audit entry: the first request's entry stands alone")
+    func replayWritesNoAuditEntry() async throws {
+        let server = try ServerFixture.make()
+        let admin = server.admin
+        try await server.test { client in
+            func entries(_ action: String) async throws -> Int {
+                let reply = try await client.send(.get, "/v1/security/audit-logs?action=\(action)&name=AUDITED&limit=1000", key: admin)
+                #expect(reply.status == .ok, "\(reply)")
+                return reply.data.count
+            }
+            let writes: [(HTTPRequest.Method, String, [String: Any], String)] = [
+                (.post, "/v1/security/secrets", ["name": "AUDITED", "value": "audited-one"], "created"),
+                (.put, "/v1/security/secrets/AUDITED", ["value": "audited-two"], "updated"),
+                (.post, "/v1/security/secrets/AUDITED/rollback", ["version": 1], "rolled_back"),
+            ]
+            for (method, path, body, action) in writes {
+                let first = try await client.send(method, path, key: admin, json: body, headers: [.idempotencyKey: "audit-\(action)"])
+                #expect((200..<300).contains(Int(first.status.code)), "\(first)")
+                for _ in 0..<2 {
+                    let replay = try await client.send(method, path, key: admin, json: body, headers: [.idempotencyKey: "audit-\(action)"])
+                    #expect(replay.headers[.idempotentReplayed] == "true" && replay.text == first.text, "\(replay)")
+                }
+                #expect(try await entries(action) == 1, "\(action): one entry for one write and two replays")
+            }
+        }
+        #expect(try await server.versionCount("AUDITED") == 3)
+    }
+
     @Test("a failed request is not recorded: retrying with the same Idempotency-Key runs it")
     func idempotencyAfterFailure() async throws {
         let server = try ServerFixture.make()
