@@ -197,6 +197,16 @@ struct RotationRouteTests {
         return (directory, allowed)
     }
 
+    /// A server that runs rotation commands from a directory holding `sh`, and `bad`, a script
+    /// that fails with status 3. Keep `directory` alive for as long as the server is used.
+    func serverRunningCommands() throws -> (server: ServerFixture, directory: TemporaryDirectory, allowed: String, bad: String) {
+        let (directory, allowed) = try commandDirectory()
+        let bad = try directory.write("bad.sh", "cat >/dev/null\nexit 3\n")
+        var settings = ServerRotationSettings()
+        try settings.allowCommands(in: allowed)
+        return (try ServerFixture.make(rotation: settings), directory, allowed, bad)
+    }
+
     @Test("with --allow-rotation-commands DIR: programs directly in DIR only; a run gets the contract, a failure is ROTATION_FAILED and changes nothing")
     func allowedCommands() async throws {
         let (directory, allowed) = try commandDirectory()
@@ -283,11 +293,8 @@ struct RotationRouteTests {
 
     @Test("refusals say why in details.reason: noPolicy, manualPolicy, commandNotAllowed; a failure carries details.failure")
     func rotateRefusalReasons() async throws {
-        let (directory, allowed) = try commandDirectory()
-        let bad = try directory.write("bad.sh", "cat >/dev/null\nexit 3\n")
-        var settings = ServerRotationSettings()
-        try settings.allowCommands(in: allowed)
-        let server = try ServerFixture.make(rotation: settings)
+        let (server, directory, allowed, bad) = try serverRunningCommands()
+        defer { withExtendedLifetime(directory) {} }
         let admin = server.admin
         try await server.test { client in
             try await client.createSecret("PLAIN", value: "v-plain", key: admin)

@@ -109,11 +109,8 @@ extension RotationRouteTests {
 
     @Test("a refused or failed rotate is not recorded: the same Idempotency-Key runs again once the cause is fixed")
     func rotateFailureNotRecorded() async throws {
-        let (directory, allowed) = try commandDirectory()
-        let bad = try directory.write("bad.sh", "cat >/dev/null\nexit 3\n")
-        var settings = ServerRotationSettings()
-        try settings.allowCommands(in: allowed)
-        let server = try ServerFixture.make(rotation: settings)
+        let (server, directory, allowed, bad) = try serverRunningCommands()
+        defer { withExtendedLifetime(directory) {} }
         let admin = server.admin
         try await server.test { client in
             // No policy: 409, not recorded.
