@@ -67,7 +67,7 @@ public enum Launcher {
             environment = chosen
         } else {
             // The source is the only owner of the vault (and so of its data key): closing it wipes the key.
-            let local = LocalVaultSource(vault: try LocalVault.open(at: settings.vaultPath, readOnly: true, keys: KeySource(keyFilePath: settings.keyFilePath) {
+            let local = LocalVaultSource(vault: try LocalVault.open(at: settings.vaultPath, readOnly: true, singleRead: true, keys: KeySource(keyFilePath: settings.keyFilePath) {
                 () throws(VSecureError) in try settings.passphrase()
             }))
             environment = settings.explicitEnvironment ?? manifest?.environment ?? local.defaultEnvironment!

@@ -174,7 +174,14 @@ public final class LocalVault {
     /// `readOnly` is for readers that start often and write nothing (the launcher): the
     /// connection skips the writer's pragmas and leaves the WAL files in place when it closes.
     /// A vault whose format needs migrating is opened read-write once, to migrate it.
-    public static func open(at path: String, readOnly: Bool = false, keys: KeySource) throws(VSecureError) -> LocalVault {
+    ///
+    /// `singleRead` (with `readOnly`) is for a process that reads the vault once and exits
+    /// (the launcher): the connection opens SQLite's shared WAL index read-only (see
+    /// `SQLiteDatabase.init`), and everything read after the format check (the header, the key
+    /// it unwraps, then every value fetched until the vault is released) comes from one read
+    /// transaction: one snapshot, even if another process commits meanwhile, and one round of
+    /// SQLite's locks instead of one per statement.
+    public static func open(at path: String, readOnly: Bool = false, singleRead: Bool = false, keys: KeySource) throws(VSecureError) -> LocalVault {
         switch PrivateFiles.kind(of: path) {
         case .missing:
             throw VSecureError(.vaultMissing, "no vault at \(Quoted(path))",
@@ -189,7 +196,7 @@ public final class LocalVault {
             break
         }
         Sodium.initialize()
-        let db = try SQLiteDatabase(path: path, create: false, readOnly: readOnly)
+        var db: SQLiteDatabase! = try SQLiteDatabase(path: path, create: false, readOnly: readOnly, readIndexOnly: singleRead)
         if !readOnly { try configure(db) }
         let format = try db.scalarInt("PRAGMA user_version")
         if format > VaultFormat.currentVersion {
@@ -204,6 +211,10 @@ public final class LocalVault {
                 // A vault on a read-only file system cannot be migrated; a read-only reader
                 // (the launcher) still reads it in its old format.
                 // Only a refusal to write falls back; a busy, damaged or failing vault is an error.
+                // SQLite shares one WAL index per file within a process: opened read-only by a
+                // single-read connection, it would be read-only for the writer too. That reader
+                // steps aside until the migration is over.
+                if singleRead { db = nil }
                 var writer: SQLiteDatabase?
                 do {
                     let opened = try SQLiteDatabase(path: path, create: false)
@@ -214,11 +225,15 @@ public final class LocalVault {
                     guard writer?.refusedAsReadOnly == true else { throw error }
                     openedFormat = format
                 }
+                writer = nil
+                if singleRead { db = try SQLiteDatabase(path: path, create: false, readOnly: true, readIndexOnly: true) }
             } else {
                 try migrate(db, from: format)
             }
         }
 
+        // Held until the vault is released: closing the connection ends it.
+        if readOnly && singleRead { try db.holdReadTransaction() }
         let meta = try readMeta(db, path: path)
         func required(_ key: String) throws(VSecureError) -> [UInt8] {
             guard let value = meta[key] else { throw VSecureError(.integrity, "vault \(Quoted(path)) is damaged: its header lacks \(key)") }

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CSQLite
+import VSecureCrypto
 import VSecureCore
 
 /// The funnel for SQLite: every C call and result code of the package lives in this file, and
@@ -28,11 +29,23 @@ final class SQLiteDatabase {
     /// read: the WAL index lives in this process's memory instead of a shared `-shm` file, and
     /// other connections wait until this one closes. For short-lived writers (launch receipts),
     /// where setting up the shared index costs more than the write.
-    init(path: String, create: Bool, readOnly: Bool = false, exclusive: Bool = false) throws(VSecureError) {
+    ///
+    /// `readIndexOnly` (read-only only) is for a process that reads once and exits (the
+    /// launcher). When the `-shm` file exists, it is opened read-only (SQLite's `readonly_shm`):
+    /// without it, the first connection to find no other connection on the database resets the
+    /// shared index, truncating and re-growing `-shm` on disk, and every launch is such a first
+    /// connection. Read-only, SQLite uses the index while another connection keeps it up to date,
+    /// and otherwise rebuilds a private copy in memory from the WAL (empty once the last writer
+    /// closed). Without a `-shm` file, the connection opens as usual and leaves one for the next.
+    /// Not for long-lived readers beside a busy writer (the server): each read transaction
+    /// without a live index rereads the whole WAL.
+    init(path: String, create: Bool, readOnly: Bool = false, exclusive: Bool = false, readIndexOnly: Bool = false) throws(VSecureError) {
         self.path = path
         var flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
         if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
-        var db = try Self.connect(path, flags: flags)
+        var db = readOnly && readIndexOnly && PrivateFiles.kind(of: path + "-shm") == .regular
+            ? try Self.connect(Self.uri(path, query: "readonly_shm=1"), flags: flags | SQLITE_OPEN_URI, reportedPath: path)
+            : try Self.connect(path, flags: flags)
         if exclusive && !readOnly {
             _ = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE", nil, nil, nil)
             handle = db
@@ -52,11 +65,31 @@ final class SQLiteDatabase {
         handle = db
     }
 
-    private static func connect(_ path: String, flags: Int32) throws(VSecureError) -> OpaquePointer? {
+    /// `file:` and the path with every byte outside letters, digits and `/-._~` percent-encoded
+    /// (SQLite decodes %XX in a URI's path, and `?` or `#` would end it), then `?query`.
+    static func uri(_ path: String, query: String) -> String {
+        let hexDigits = Array("0123456789ABCDEF".utf8)
+        var bytes = Array("file:".utf8)
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "/"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"):
+                bytes.append(byte)
+            default:
+                bytes += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0F)]]
+            }
+        }
+        bytes.append(UInt8(ascii: "?"))
+        bytes += query.utf8
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// `reportedPath`: the file to name in an error when `path` is a URI.
+    private static func connect(_ path: String, flags: Int32, reportedPath: String? = nil) throws(VSecureError) -> OpaquePointer? {
         var db: OpaquePointer?
         let rc = sqlite3_open_v2(path, &db, flags, nil)
         guard rc == SQLITE_OK else {
-            let error = Self.error(rc, db: db, path: path, context: "cannot open vault")
+            let error = Self.error(rc, db: db, path: reportedPath ?? path, context: "cannot open vault")
             sqlite3_close_v2(db)
             throw error
         }
@@ -166,6 +199,13 @@ final class SQLiteDatabase {
     /// Runs `body` in a transaction. Writers use IMMEDIATE so that two processes queue on the
     /// write lock at BEGIN (honouring the busy timeout) instead of deadlocking on upgrade.
     /// Nested calls become savepoints, so a batch of operations commits or fails as one.
+    /// Starts a read transaction that lasts until the connection closes (a single-read vault:
+    /// see `LocalVault.open`); `transaction` inside it makes savepoints.
+    func holdReadTransaction() throws(VSecureError) {
+        try run("BEGIN")
+        transactionDepth += 1
+    }
+
     func transaction<T>(immediate: Bool, _ body: () throws(VSecureError) -> T) throws(VSecureError) -> T {
         let nested = transactionDepth > 0
         try run(nested ? "SAVEPOINT nested" : (immediate ? "BEGIN IMMEDIATE" : "BEGIN"))
