@@ -48,6 +48,20 @@ struct LaunchReceiptTests {
         #expect((last["details"] as? [String: String])?["parentRunId"] == runID)
     }
 
+    @Test("without USER or VSECURE_ACTOR, the receipt names the effective user, as the password database has it, at this host")
+    func actorWithoutUser() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("A", "1")
+        try fixture.manifest("version: 1\nsecrets: [A]\n")
+        let result = try fixture.launch(["--env", "production", "--", "/bin/true"], env: ["VSECURE_ACTOR": ""])
+        #expect(result.status == 0, "\(result)")
+        let user = try #require(getpwuid(geteuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } })
+        var host = [CChar](repeating: 0, count: 256)
+        gethostname(&host, host.count - 1)
+        let receipt = try #require(try auditEntries(fixture).last)
+        #expect((receipt["actor"] as? [String: Any])?["user"] as? String == "\(user)@\(String(cString: host))")
+    }
+
     @Test("--dry-run serves nothing and records nothing")
     func dryRun() throws {
         let fixture = try LaunchFixture()
