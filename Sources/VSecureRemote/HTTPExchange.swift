@@ -25,10 +25,17 @@ public struct RemoteEndpoint: Sendable {
     }
 }
 
-/// One HTTP request over the dynamically loaded libcurl, with bounded retries (connection
-/// errors, 429 and 503; backoff with jitter; never past the overall timeout). The response body
-/// lands in locked memory; the API key is handed to libcurl from locked memory and libcurl's own
-/// copies are wiped when the handle is freed.
+/// One HTTP request over the dynamically loaded libcurl, with bounded retries (backoff with
+/// jitter; never past the overall timeout). The response body lands in locked memory; the API
+/// key is handed to libcurl from locked memory and libcurl's own copies are wiped when the
+/// handle is freed.
+///
+/// What is retried: a connection that could not be made and a 429 (nothing ran), always. A
+/// connection that broke after the request went out, and a 503, only for a request that may run
+/// twice: a GET, a read sent as a POST (`readsOnly`), or a write with an `Idempotency-Key`
+/// (the server runs it once). Any other write (an API key's creation or rotation, a delete) is
+/// not sent again: it may have run, and a second run would mint a second key or report a
+/// delete that happened as "not found". Its error says that the outcome is unknown.
 enum HTTPExchange {
     struct Response {
         var status: Int
@@ -38,9 +45,11 @@ enum HTTPExchange {
     }
 
     static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String] = [],
-                        body: [UInt8]) throws(VSecureError) -> Response {
+                        body: [UInt8], readsOnly: Bool = false) throws(VSecureError) -> Response {
         let result = body.withUnsafeBytes { raw in
-            Result { () throws(VSecureError) in try perform(endpoint, method: method, path: path, headers: headers, rawBody: raw) }
+            Result { () throws(VSecureError) in
+                try perform(endpoint, method: method, path: path, headers: headers, rawBody: raw, readsOnly: readsOnly)
+            }
         }
         return try result.get()
     }
@@ -49,14 +58,15 @@ enum HTTPExchange {
     static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String] = [],
                         body: SecureBytes) throws(VSecureError) -> Response {
         try body.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-            try perform(endpoint, method: method, path: path, headers: headers, rawBody: raw)
+            try perform(endpoint, method: method, path: path, headers: headers, rawBody: raw, readsOnly: false)
         }
     }
 
     /// `headers` are extra public header lines (`If-Match: "3"`, `Idempotency-Key: …`); every
     /// attempt sends the same ones, so a retried write with an idempotency key runs once.
     private static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String],
-                                rawBody body: UnsafeRawBufferPointer) throws(VSecureError) -> Response {
+                                rawBody body: UnsafeRawBufferPointer, readsOnly: Bool) throws(VSecureError) -> Response {
+        let repeatable = readsOnly || method == "GET" || headers.contains { $0.hasPrefix("Idempotency-Key:") }
         if let problem = vs_curl_load() {
             throw VSecureError(.remoteUnreachable, String(cString: problem), hint: "install libcurl4 to reach a vsecure server")
         }
@@ -73,7 +83,7 @@ enum HTTPExchange {
             var pause = 100 << (attempt - 1) + Int(Sodium.randomUniform(100))
             let left = endpoint.timeoutMilliseconds - (monotonicMilliseconds() - start) - 1
             switch outcome {
-            case .response(let response) where response.status == 429 || response.status == 503:
+            case .response(let response) where response.status == 429 || (response.status == 503 && repeatable):
                 guard attempt < 3 else { return response }
                 // The server said when to come back: not sooner; and if that is past the
                 // deadline, its answer is final now rather than after a wait that cannot pay off.
@@ -83,7 +93,12 @@ enum HTTPExchange {
                 }
             case .response(let response):
                 return response
-            case .transportFailure(let error, let retryable):
+            case .transportFailure(var error, let retryable, let afterSending):
+                if afterSending && !repeatable {
+                    error.message += "; the server may have carried out the \(method) before the connection broke"
+                    error.hints.insert("check the result (a list or get) before running the command again", at: 0)
+                    throw error
+                }
                 guard retryable, attempt < 3 else { throw error }
             }
             pause = min(pause, left)
@@ -93,7 +108,8 @@ enum HTTPExchange {
 
     private enum Outcome {
         case response(Response)
-        case transportFailure(VSecureError, retryable: Bool)
+        /// `afterSending`: the request (or part of it) went out, so it may have run.
+        case transportFailure(VSecureError, retryable: Bool, afterSending: Bool = false)
     }
 
     private static func once(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String],
@@ -145,12 +161,13 @@ enum HTTPExchange {
                                                       hint: "check --endpoint / VSECURE_ENDPOINT and that the server runs"), retryable: true)
             case 28:
                 return .transportFailure(VSecureError(.remoteUnreachable, "no answer from \(endpoint.baseURL) within \(endpoint.timeoutMilliseconds) ms (\(text))"),
-                                         retryable: false)
+                                         retryable: false, afterSending: true)
             case 35, 51, 53, 54, 58, 59, 60, 64, 66, 77, 80, 82, 83, 90, 91:
                 return .transportFailure(VSecureError(.remoteUnreachable, "TLS with \(endpoint.baseURL) failed: \(text)",
                                                       hint: "trust the server's CA with --cacert or VSECURE_CA_CERT"), retryable: false)
             case 52, 55, 56, 18:
-                return .transportFailure(VSecureError(.remoteUnreachable, "the connection to \(endpoint.baseURL) broke: \(text)"), retryable: true)
+                return .transportFailure(VSecureError(.remoteUnreachable, "the connection to \(endpoint.baseURL) broke: \(text)"),
+                                         retryable: true, afterSending: true)
             default:
                 return .transportFailure(VSecureError(.remoteUnreachable, "request to \(endpoint.baseURL) failed: \(text)"), retryable: false)
             }

@@ -11,9 +11,10 @@ extension RemoteStore {
     /// One request with an optional JSON body; the answer's JSON (nil for 204). `idempotent`
     /// sends a new `Idempotency-Key`, the same on every retry of this call.
     public func admin(_ method: String, _ path: String, query: [(String, String?)] = [], json: JSONValue? = nil,
-                      rawBody: [UInt8]? = nil, expect: Set<Int> = [200], idempotent: Bool = false) throws(VSecureError) -> JSONValue? {
+                      rawBody: [UInt8]? = nil, expect: Set<Int> = [200], idempotent: Bool = false,
+                      readsOnly: Bool = false) throws(VSecureError) -> JSONValue? {
         let body = rawBody ?? json.map { Array($0.serialized(indent: nil).utf8) } ?? []
-        let reply = try request(method, path, query: query, body: body, idempotent: idempotent)
+        let reply = try request(method, path, query: query, body: body, idempotent: idempotent, readsOnly: readsOnly)
         try reply.check(expect)
         return reply.status == 204 ? nil : try reply.json()
     }
@@ -73,7 +74,8 @@ extension RemoteStore {
     }
 
     public func testPolicy(user: String, action: String, path: String) throws(VSecureError) -> JSONValue {
-        try admin("POST", "/policy/test", json: .object([("user", .string(user)), ("action", .string(action)), ("path", .string(path))]))!
+        try admin("POST", "/policy/test", json: .object([("user", .string(user)), ("action", .string(action)), ("path", .string(path))]),
+                  readsOnly: true)!
     }
 
     // MARK: - Grants

@@ -32,7 +32,7 @@ extension RemoteStore: AuditReader {
     }
 
     public func verifyAudit() throws(VSecureError) -> AuditVerification {
-        let reply = try request("POST", "/audit-logs/verify")
+        let reply = try request("POST", "/audit-logs/verify", readsOnly: true)
         try reply.check()
         guard let result = AuditVerification(json: try reply.json()) else { throw reply.notOurs }
         return result

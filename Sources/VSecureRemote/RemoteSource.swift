@@ -75,7 +75,7 @@ public final class RemoteSource {
         let reply: HTTPExchange.Response
         do {
             reply = try HTTPExchange.perform(endpoint, method: "POST", path: "/v1/security/secrets/batch/get",
-                                             headers: runID.map { ["VSecure-Run-Id: " + $0] } ?? [], body: body)
+                                             headers: runID.map { ["VSecure-Run-Id: " + $0] } ?? [], body: body, readsOnly: true)
         } catch {
             // Only "cannot be reached" falls back; libcurl errors all arrive as remoteUnreachable.
             guard let cache, let fallback, error.status == .remoteUnreachable else { throw error }

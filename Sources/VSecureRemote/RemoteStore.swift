@@ -36,15 +36,17 @@ public final class RemoteStore: SecretStore {
 
     // MARK: - Requests
 
+    /// `readsOnly`: a read sent as a POST (a batch get), which may be sent again when the
+    /// connection breaks; see `HTTPExchange`.
     func request(_ method: String, _ path: String, query: [(String, String?)] = [], body: [UInt8] = [],
-                         idempotent: Bool = false) throws(VSecureError) -> RemoteReply {
+                 idempotent: Bool = false, readsOnly: Bool = false) throws(VSecureError) -> RemoteReply {
         let headers = idempotent ? [Self.idempotencyHeader()] : []
         let started = HTTPExchange.monotonicMilliseconds()
         var waited = 0
         while true {
             requestCount += 1
             let response = try HTTPExchange.perform(endpoint, method: method, path: Self.api + path + Self.queryString(query),
-                                                    headers: headers, body: body)
+                                                    headers: headers, body: body, readsOnly: readsOnly)
             let reply = RemoteReply(response, endpoint: endpoint)
             // A retry that reached the server while this call's first attempt (whose connection
             // broke) still runs there gets 409 inProgress: ask again with the same key, after a
@@ -143,7 +145,7 @@ public final class RemoteStore: SecretStore {
         if let cachedDefault { return cachedDefault }
         let probe = "vsecure-probe-" + hexString(Sodium.randomBytes(8))
         let body = JSONValue.object([("tags", .array([.string(probe)]))]).serialized(indent: nil)
-        let reply = try request("POST", "/secrets/batch/get", body: Array(body.utf8))
+        let reply = try request("POST", "/secrets/batch/get", body: Array(body.utf8), readsOnly: true)
         try reply.check()
         let environment = try reader.environment(try reply.json())
         cachedDefault = environment
@@ -419,7 +421,8 @@ public final class RemoteStore: SecretStore {
                 // The server wants names or tags; an empty read still says which environment.
                 members[0] = ("tags", .array([.string("vsecure-probe-" + hexString(Sodium.randomBytes(8)))]))
             }
-            let reply = try request("POST", "/secrets/batch/get", body: Array(JSONValue.object(members).serialized(indent: nil).utf8))
+            let reply = try request("POST", "/secrets/batch/get", body: Array(JSONValue.object(members).serialized(indent: nil).utf8),
+                                    readsOnly: true)
             try reply.check()
             let json = try reply.json()
             resolved = try reader.environment(json)

@@ -55,6 +55,47 @@ struct RemoteIdempotencyTests {
         }
     }
 
+    @Test("writes without a key (an API key's creation or rotation, deletes) are sent once when the connection breaks, and say the outcome is unknown; reads are retried")
+    func unkeyedWritesAreSentOnce() throws {
+        let server = try FaultyHTTPServer(.hangUp)
+        defer { server.stop() }
+        let token = Array("vsec_key_0123456789abcdef_not-checked-by-the-fake".utf8)
+        var endpoint = RemoteEndpoint(baseURL: server.baseURL, apiKey: token.withUnsafeBytes { SecureBytes(copying: $0) })
+        endpoint.timeoutMilliseconds = 5_000
+        let store = RemoteStore(endpoint: endpoint)
+        let name = try SecretName("TOKEN"), environment = try EnvironmentName("production")
+        func attempts(_ call: () throws -> Void) -> (Int, VSecureError?) {
+            let before = server.requestHeads.count
+            var failure: VSecureError?
+            do { try call() } catch let error as VSecureError { failure = error } catch {}
+            return (server.requestHeads.count - before, failure)
+        }
+        let writes: [(String, () throws -> Void)] = [
+            ("createAPIKey", { _ = try store.createAPIKey(name: "ci", user: nil, scopes: ["secrets:read"], environments: nil, expiresIn: nil) }),
+            ("rotateAPIKey", { _ = try store.rotateAPIKey("key_0123") }),
+            ("revokeAPIKey", { try store.revokeAPIKey("key_0123") }),
+            ("revokeGrant", { try store.revokeGrant("grant_0123") }),
+            ("delete", { try store.delete(environment: environment, name: name, purge: false) }),
+        ]
+        for (label, call) in writes {
+            let (count, failure) = attempts(call)
+            #expect(count == 1, "\(label): sent \(count) times")
+            #expect(failure?.status == .remoteUnreachable, "\(label)")
+            #expect(failure?.message.contains("may have carried out") == true, "\(label): \(failure?.message ?? "")")
+            #expect(failure?.hints.first?.contains("check the result") == true, "\(label)")
+        }
+        let reads: [(String, () throws -> Void)] = [
+            ("listAPIKeys", { _ = try store.listAPIKeys() }),
+            ("testPolicy", { _ = try store.testPolicy(user: "ana@example.com", action: "read", path: "production/TOKEN") }),
+            ("verifyAudit", { _ = try store.verifyAudit() }),
+        ]
+        for (label, call) in reads {
+            let (count, failure) = attempts(call)
+            #expect(count == 3, "\(label): a read is tried three times, not \(count)")
+            #expect(failure?.message.contains("may have carried out") == false, "\(label)")
+        }
+    }
+
     static func rotateToken(on server: FaultyHTTPServer, timeoutMilliseconds: Int) throws -> RotationResult {
         let token = Array("vsec_key_0123456789abcdef_not-checked-by-the-fake".utf8)
         var endpoint = RemoteEndpoint(baseURL: server.baseURL, apiKey: token.withUnsafeBytes { SecureBytes(copying: $0) })
