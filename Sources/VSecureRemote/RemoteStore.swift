@@ -22,7 +22,7 @@ public final class RemoteStore: SecretStore {
     public let endpoint: RemoteEndpoint
     /// Requests made so far (tests and benchmarks count them).
     public private(set) var requestCount = 0
-    private var cachedDefault: EnvironmentName?
+    private var cachedEnvironments: StoreEnvironments?
 
     public init(endpoint: RemoteEndpoint) {
         self.endpoint = endpoint
@@ -118,12 +118,45 @@ public final class RemoteStore: SecretStore {
 
     // MARK: - Environments
 
-    /// The server has no route that lists its environments yet, so they are learnt from what it
-    /// answers: the default from a batch read that cannot match anything (a random tag; the
-    /// answer names the environment it used), the list from the hint of an unknown-environment
-    /// error. A `GET /v1/security/environments` route would make this one plain request.
+    /// The server's environments and its default, from `GET /environments` (one request, kept
+    /// for this store's life). A server without that route (404) is asked the older way:
+    /// `probedEnvironments`.
     public func environments() throws(VSecureError) -> StoreEnvironments {
-        let defaultEnvironment = try self.defaultEnvironment()
+        if let cachedEnvironments { return cachedEnvironments }
+        let reply = try request("GET", "/environments")
+        let found: StoreEnvironments
+        if reply.status == 404 {
+            found = try probedEnvironments()
+        } else {
+            try reply.check()
+            let json = try reply.json()
+            guard case .array(let items)? = json["data"], let defaultText = json["defaultEnvironment"]?.stringValue,
+                  let defaultEnvironment = try? EnvironmentName(defaultText) else { throw reply.notOurs }
+            var names: [EnvironmentName] = []
+            for item in items {
+                guard let text = item["name"]?.stringValue, let name = try? EnvironmentName(text) else { throw reply.notOurs }
+                names.append(name)
+            }
+            found = StoreEnvironments(names: names, defaultEnvironment: defaultEnvironment)
+        }
+        cachedEnvironments = found
+        return found
+    }
+
+    /// The environment the server uses when none is named.
+    public func defaultEnvironment() throws(VSecureError) -> EnvironmentName {
+        try environments().defaultEnvironment
+    }
+
+    /// For a server without `GET /environments`: the default from a batch read that cannot
+    /// match anything (a random tag; the answer names the environment it used), the list from
+    /// the hint of an unknown-environment error.
+    private func probedEnvironments() throws(VSecureError) -> StoreEnvironments {
+        let tag = "vsecure-probe-" + hexString(Sodium.randomBytes(8))
+        let body = JSONValue.object([("tags", .array([.string(tag)]))]).serialized(indent: nil)
+        let batch = try request("POST", "/secrets/batch/get", body: Array(body.utf8), readsOnly: true)
+        try batch.check()
+        let defaultEnvironment = try reader.environment(try batch.json())
         let probe = "zz-vsecure-probe-" + hexString(Sodium.randomBytes(4))
         let reply = try request("GET", "/secrets", query: [("environment", probe), ("limit", "1")])
         var names: [EnvironmentName] = []
@@ -138,18 +171,6 @@ public final class RemoteStore: SecretStore {
         }
         if !names.contains(defaultEnvironment) { names.insert(defaultEnvironment, at: 0) }
         return StoreEnvironments(names: names, defaultEnvironment: defaultEnvironment)
-    }
-
-    /// The environment the server uses when none is named.
-    public func defaultEnvironment() throws(VSecureError) -> EnvironmentName {
-        if let cachedDefault { return cachedDefault }
-        let probe = "vsecure-probe-" + hexString(Sodium.randomBytes(8))
-        let body = JSONValue.object([("tags", .array([.string(probe)]))]).serialized(indent: nil)
-        let reply = try request("POST", "/secrets/batch/get", body: Array(body.utf8), readsOnly: true)
-        try reply.check()
-        let environment = try reader.environment(try reply.json())
-        cachedDefault = environment
-        return environment
     }
 
     func resolve(_ environment: EnvironmentName?) throws(VSecureError) -> EnvironmentName {

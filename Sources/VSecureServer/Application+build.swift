@@ -43,6 +43,7 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
     }
     let api = router.group("v1/security").add(middleware: AuthenticationMiddleware(
         service: service, limiter: limiters.perKey, failures: limiters.failures))
+    EnvironmentRoutes(service: service).register(api, table: table)
     SecretRoutes(service: service, limits: limits).register(api, table: table)
     BatchRoutes(service: service, limits: limits).register(api, table: table)
     APIKeyRoutes(service: service, limits: limits).register(api, table: table)

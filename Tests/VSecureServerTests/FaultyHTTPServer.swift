@@ -33,6 +33,10 @@ final class FaultyHTTPServer: @unchecked Sendable {
         /// The first two requests: 409 `inProgress` without `skipped`, as the server answers a
         /// request whose `Idempotency-Key` an unfinished request holds; then a rotate's 200.
         case rotationStillRunning
+        /// A server from before `GET /environments` (staging, production and qa, staging the
+        /// default): 404 for that route, a batch read that matches nothing, and the 400 for an
+        /// unknown environment with its hint listing them.
+        case beforeEnvironmentsRoute
     }
 
     let port: Int
@@ -198,6 +202,15 @@ final class FaultyHTTPServer: @unchecked Sendable {
                 _ = send(fd, Self.answer("409 Conflict", body: #"{"error":{"code":"CONFLICT","message":"a request with this Idempotency-Key is still running","details":{"reason":"inProgress"}}}"#))
             } else {
                 _ = send(fd, Self.answer("200 OK", body: Self.rotatedAnswer))
+            }
+        case .beforeEnvironmentsRoute:
+            let line = lock.withLock { heads.last ?? "" }.prefix { $0 != "\r" }
+            if line.hasPrefix("get /v1/security/environments ") {
+                _ = send(fd, Self.answer("404 Not Found", body: #"{"error":{"code":"RESOURCE_NOT_FOUND","message":"no such route","details":{}}}"#))
+            } else if line.hasPrefix("post /v1/security/secrets/batch/get ") {
+                _ = send(fd, Self.answer("200 OK", body: #"{"environment":"staging","data":[],"missing":[]}"#))
+            } else {
+                _ = send(fd, Self.answer("400 Bad Request", body: #"{"error":{"code":"VALIDATION_ERROR","message":"unknown environment \"zz\"","details":{"hint":"this vault's environments are: staging, production, qa"}}}"#))
             }
         case .slow503:
             guard pause(1.2) else { return }

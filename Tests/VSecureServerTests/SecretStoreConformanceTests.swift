@@ -70,6 +70,9 @@ struct SecretStoreConformanceTests {
         #expect(environments.defaultEnvironment.rawValue == "development")
         #expect(environments.names.map(\.rawValue) == ["development", "staging", "production"])
         #expect(try store.defaultEnvironment().rawValue == "development")
+        if let remote = store as? RemoteStore {
+            #expect(remote.requestCount == 1, "one GET /environments, kept for the store's life")
+        }
     }
 
     @Test("create and get: any bytes round-trip; the environment comes from a tag", arguments: Backend.allCases)
