@@ -4,6 +4,14 @@ import PackageDescription
 // The launcher (`vsecure-run`) depends only on targets that import neither Foundation nor
 // libcurl, so its static binary starts close to the cost of `/usr/bin/env`. Keep it that way:
 // VSecureCore, VSecureCrypto, VSecureVault and VSecureLauncher must not import Foundation.
+//
+// Nor _StringProcessing (Regex, and `contains`/`firstRange` of a substring): Swift imports it
+// into every module unless told not to, and one importer links it and _RegexParser into the
+// binary (1 MB of code, 3,000 relocations the loader applies at every start, 14 page faults
+// per launch). The launcher's modules are told not to; they search text with `containsText`.
+// (An unsafe flag: SwiftPM accepts it in a package used by path or branch, as docs/sdk.md says.)
+let launcherPath: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"])]
+
 let package = Package(
     name: "vsecure",
     products: [
@@ -33,19 +41,19 @@ let package = Package(
         // Swift concurrency's global-executor hook, for the server (see GlobalExecutor.swift).
         .systemLibrary(name: "CConcurrencyHook"),
 
-        .target(name: "VSecureCore"),
-        .target(name: "VSecureCrypto", dependencies: ["CSodium", "CLinux", "VSecureCore"]),
+        .target(name: "VSecureCore", swiftSettings: launcherPath),
+        .target(name: "VSecureCrypto", dependencies: ["CSodium", "CLinux", "VSecureCore"], swiftSettings: launcherPath),
         // The SecretStore seam: the protocol the local vault and the remote client both conform to.
-        .target(name: "VSecureStore", dependencies: ["VSecureCrypto", "VSecureCore"]),
-        .target(name: "VSecureVault", dependencies: ["CSQLite", "VSecureStore", "VSecureCrypto", "VSecureCore", "CLinux"]),
+        .target(name: "VSecureStore", dependencies: ["VSecureCrypto", "VSecureCore"], swiftSettings: launcherPath),
+        .target(name: "VSecureVault", dependencies: ["CSQLite", "VSecureStore", "VSecureCrypto", "VSecureCore", "CLinux"], swiftSettings: launcherPath),
         // libcurl is loaded with dlopen by CCurlLoader, so linking it costs the launcher's local
         // path nothing; it needs only curl's headers to build.
         .target(name: "CCurlLoader"),
-        .target(name: "VSecureRemote", dependencies: ["CCurlLoader", "VSecureStore", "VSecureCrypto", "VSecureCore"]),
+        .target(name: "VSecureRemote", dependencies: ["CCurlLoader", "VSecureStore", "VSecureCrypto", "VSecureCore"], swiftSettings: launcherPath),
         // The Swift SDK: an async facade over RemoteStore, and a TTL cache. Not linked into the
         // launcher, so it may use Dispatch.
         .target(name: "VSecureClient", dependencies: ["VSecureRemote", "VSecureStore", "VSecureCrypto", "VSecureCore"]),
-        .target(name: "VSecureLauncher", dependencies: ["CYAML", "CLinux", "VSecureVault", "VSecureRemote", "VSecureCrypto", "VSecureCore"]),
+        .target(name: "VSecureLauncher", dependencies: ["CYAML", "CLinux", "VSecureVault", "VSecureRemote", "VSecureCrypto", "VSecureCore"], swiftSettings: launcherPath),
 
         .executableTarget(
             name: "vsecure",
@@ -72,7 +80,7 @@ let package = Package(
             ]
         ),
 
-        .executableTarget(name: "vsecure-run", dependencies: ["VSecureLauncher"]),
+        .executableTarget(name: "vsecure-run", dependencies: ["VSecureLauncher"], swiftSettings: launcherPath),
         .executableTarget(
             name: "vsecure-server",
             dependencies: [

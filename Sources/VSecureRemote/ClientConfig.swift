@@ -27,7 +27,7 @@ public struct ClientConfig: Sendable {
             guard let key = Key(rawValue: text) else {
                 var error = VSecureError.usage("unknown config key \(Quoted(text))",
                                                hint: "the keys are: \(Key.allCases.map(\.rawValue).joined(separator: ", "))")
-                if text.lowercased().contains("key") || text.lowercased().contains("token") {
+                if text.lowercased().containsText("key") || text.lowercased().containsText("token") {
                     error.hints.append("the API key is not a setting: store it with `vsecure login` (it reads the key from stdin)")
                 }
                 throw error
@@ -196,7 +196,7 @@ public struct ClientConfig: Sendable {
                 return nil
             case .refused(let reason):
                 throw VSecureError(.key, "refusing to read the credentials file \(Quoted(path)): \(reason)",
-                                   hint: reason.contains("read by others")
+                                   hint: reason.containsText("read by others")
                                        ? "run `chmod 600 \(path)`, and rotate the key if others may have read it"
                                        : "run `vsecure login` again")
             }
