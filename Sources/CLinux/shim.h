@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <stdint.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
@@ -60,6 +61,31 @@ static inline int vsecure_open_readwrite_nofollow(const char *path) {
     return open(path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
 }
 static inline int vsecure_errno(void) { return errno; }
+
+/* Zeroes up to `bytes` of the stack below the caller, in the pages that were ever touched: a
+   page that mincore does not report resident never held anything, and writing it (as
+   sodium_stackzero does) would only fault in a fresh page to zero it. Those were 11 of the 18
+   stack page faults of a launch. The region is a variable-length array, so it lies in this
+   frame and the calls that check and zero it run below it. Stops at the first page below the
+   stack's mapping (mincore: ENOMEM), where nothing was ever touched either. */
+__attribute__((noinline)) static void vsecure_wipe_touched_stack(size_t bytes) {
+    long size = sysconf(_SC_PAGESIZE);
+    uintptr_t page = size > 0 ? (uintptr_t)size : 4096;
+    unsigned char region[bytes];
+    uintptr_t low = (uintptr_t)region, high = low + bytes;
+    uintptr_t start = (high - 1) & ~(page - 1);
+    for (;;) {
+        unsigned char resident = 0;
+        if (mincore((void *)start, page, &resident) != 0) {
+            if (errno == ENOMEM) break;
+            resident = 1; /* unknown: wipe it */
+        }
+        uintptr_t from = start > low ? start : low, to = start + page < high ? start + page : high;
+        if (resident & 1) explicit_bzero((void *)from, to - from);
+        if (start <= low) break;
+        start -= page;
+    }
+}
 static inline void vsecure_set_errno(int e) { errno = e; }
 
 /* While a rotation command runs in its own process group, SIGINT, SIGTERM and SIGHUP sent to

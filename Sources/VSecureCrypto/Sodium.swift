@@ -1,3 +1,4 @@
+import CLinux
 import CSodium
 
 /// The funnel for libsodium: the rest of the package never sees a C return code.
@@ -38,9 +39,10 @@ public enum Sodium {
         bytes.withUnsafeMutableBytes { if let base = $0.baseAddress { sodium_memzero(base, $0.count) } }
     }
 
-    /// Wipes the part of the stack below the caller that recent calls used.
+    /// Wipes the part of the stack below the caller that recent calls used: up to `bytes`,
+    /// in the pages that were ever touched (see `vsecure_wipe_touched_stack`).
     public static func wipeStack(bytes: Int = 64 * 1024) {
-        sodium_stackzero(bytes)
+        vsecure_wipe_touched_stack(bytes)
     }
 
     /// Constant-time comparison of equal-length buffers.
