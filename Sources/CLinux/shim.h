@@ -69,6 +69,7 @@ static inline int vsecure_errno(void) { return errno; }
    frame and the calls that check and zero it run below it. Stops at the first page below the
    stack's mapping (mincore: ENOMEM), where nothing was ever touched either. */
 __attribute__((noinline)) static void vsecure_wipe_touched_stack(size_t bytes) {
+    if (bytes == 0) return;
     long size = sysconf(_SC_PAGESIZE);
     uintptr_t page = size > 0 ? (uintptr_t)size : 4096;
     unsigned char region[bytes];

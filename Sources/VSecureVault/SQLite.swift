@@ -66,10 +66,12 @@ final class SQLiteDatabase {
     }
 
     /// `file:` and the path with every byte outside letters, digits and `/-._~` percent-encoded
-    /// (SQLite decodes %XX in a URI's path, and `?` or `#` would end it), then `?query`.
+    /// (SQLite decodes %XX in a URI's path, and `?` or `#` would end it), then `?query`. An
+    /// absolute path gets an empty authority (`file:///…`), so that one starting with `//` is
+    /// not read as a host name.
     static func uri(_ path: String, query: String) -> String {
         let hexDigits = Array("0123456789ABCDEF".utf8)
-        var bytes = Array("file:".utf8)
+        var bytes = Array((path.hasPrefix("/") ? "file://" : "file:").utf8)
         for byte in path.utf8 {
             switch byte {
             case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),

@@ -9,10 +9,12 @@ import VSecureCrypto
 /// shared WAL index opened read-only, and one read transaction from the header to the last value.
 @Suite("LocalVault: single-read openings (the launcher's)")
 struct SingleReadTests {
-    @Test("the URI form of a path percent-encodes everything but letters, digits and /-._~")
+    @Test("the URI form of a path percent-encodes everything but letters, digits and /-._~; absolute paths get an empty authority")
     func uriEncoding() {
-        #expect(SQLiteDatabase.uri("/tmp/a b/v?x#1%.db", query: "readonly_shm=1") == "file:/tmp/a%20b/v%3Fx%231%25.db?readonly_shm=1")
-        #expect(SQLiteDatabase.uri("/home/é/v_1-2~.db", query: "q") == "file:/home/%C3%A9/v_1-2~.db?q")
+        #expect(SQLiteDatabase.uri("/tmp/a b/v?x#1%.db", query: "readonly_shm=1") == "file:///tmp/a%20b/v%3Fx%231%25.db?readonly_shm=1")
+        #expect(SQLiteDatabase.uri("/home/é/v_1-2~.db", query: "q") == "file:///home/%C3%A9/v_1-2~.db?q")
+        #expect(SQLiteDatabase.uri("//tmp/v.db", query: "q") == "file:////tmp/v.db?q", "not a host named tmp")
+        #expect(SQLiteDatabase.uri("vault.db", query: "q") == "file:vault.db?q")
     }
 
     @Test("a vault under a path with a space, ?, # and % opens both ways: without a -shm file and with one")
@@ -27,6 +29,16 @@ struct SingleReadTests {
             #expect(try BatchReadTests.read(reader, names: ["API_KEY"], tags: []) == ["API_KEY": utf8("one")])
         }
         #expect(PrivateFiles.kind(of: vaultPath + "-shm") == .regular)
+    }
+
+    @Test("a vault named with a leading // opens single-read once -shm exists")
+    func slashesAndRelativePaths() throws {
+        let fixture = try VaultFixture()
+        try fixture.vault.put("API_KEY", utf8("one"))
+        #expect(PrivateFiles.kind(of: fixture.vaultPath + "-shm") == .regular, "the open writer keeps -shm")
+        let doubled = "/" + fixture.vaultPath
+        let reader = try LocalVault.open(at: doubled, readOnly: true, singleRead: true, keys: keyFileSource(fixture.keyPath))
+        #expect(try BatchReadTests.read(reader, names: ["API_KEY"], tags: []) == ["API_KEY": utf8("one")])
     }
 
     @Test("everything after the format check is one snapshot: a commit made meanwhile is not seen, the next opening sees it")
@@ -85,13 +97,14 @@ struct LaunchSharedIndexTests {
 
         func writer() throws -> LocalVault { try LocalVault.open(at: vaultPath, keys: keyFileSource(keyPath)) }
 
-        /// What the launched program sees as API_KEY.
-        func launchedValue() throws -> String {
+        /// What the launched program sees as API_KEY; `relative` names the vault `vault.db`,
+        /// from the directory that holds it.
+        func launchedValue(relative: Bool = false) throws -> String {
             let environment = minimalEnvironment(home: directory.path).merging([
-                "VSECURE_VAULT": vaultPath, "VSECURE_KEY_FILE": keyPath, "VSECURE_ACTOR": "tester@e2e",
+                "VSECURE_VAULT": relative ? "vault.db" : vaultPath, "VSECURE_KEY_FILE": keyPath, "VSECURE_ACTOR": "tester@e2e",
             ]) { $1 }
             let result = try runProcess(Binaries.vsecureRun, ["--manifest", manifest, "--", "/usr/bin/printenv", "API_KEY"],
-                                        environment: environment)
+                                        environment: environment, workingDirectory: directory.path)
             #expect(result.status == 0, "\(result)")
             return String(decoding: result.stdout, as: UTF8.self).trimmingCharacters(in: .newlines)
         }
@@ -114,6 +127,7 @@ struct LaunchSharedIndexTests {
         #expect(before.count == 3, "the first launch leaves a -shm file for the next")
         usleep(20_000)
         #expect(try setup.launchedValue() == "one")
+        #expect(try setup.launchedValue(relative: true) == "one", "a relative vault path, as a URI relative to the directory")
         #expect(Self.identity(shm) == before)
     }
 
