@@ -24,10 +24,7 @@ struct RemoteIdempotencyTests {
     func retriedWritesKeepTheirKey() throws {
         let server = try FaultyHTTPServer(.hangUp)
         defer { server.stop() }
-        let token = Array("vsec_key_0123456789abcdef_not-checked-by-the-fake".utf8)
-        var endpoint = RemoteEndpoint(baseURL: server.baseURL, apiKey: token.withUnsafeBytes { SecureBytes(copying: $0) })
-        endpoint.timeoutMilliseconds = 5_000
-        let store = RemoteStore(endpoint: endpoint)
+        let store = Self.store(on: server, timeoutMilliseconds: 5_000)
         let name = try SecretName("TOKEN"), environment = try EnvironmentName("production")
         let calls: [(String, () throws -> Void)] = [
             ("rotate", { _ = try store.rotate(environment: environment, name: name, onlyIfDue: false, settings: RotationSettings()) }),
@@ -59,10 +56,7 @@ struct RemoteIdempotencyTests {
     func unkeyedWritesAreSentOnce() throws {
         let server = try FaultyHTTPServer(.hangUp)
         defer { server.stop() }
-        let token = Array("vsec_key_0123456789abcdef_not-checked-by-the-fake".utf8)
-        var endpoint = RemoteEndpoint(baseURL: server.baseURL, apiKey: token.withUnsafeBytes { SecureBytes(copying: $0) })
-        endpoint.timeoutMilliseconds = 5_000
-        let store = RemoteStore(endpoint: endpoint)
+        let store = Self.store(on: server, timeoutMilliseconds: 5_000)
         let name = try SecretName("TOKEN"), environment = try EnvironmentName("production")
         func attempts(_ call: () throws -> Void) -> (Int, VSecureError?) {
             let before = server.requestHeads.count
@@ -96,12 +90,17 @@ struct RemoteIdempotencyTests {
         }
     }
 
-    static func rotateToken(on server: FaultyHTTPServer, timeoutMilliseconds: Int) throws -> RotationResult {
+    /// A client of the fake server, with a token the fake never checks.
+    static func store(on server: FaultyHTTPServer, timeoutMilliseconds: Int) -> RemoteStore {
         let token = Array("vsec_key_0123456789abcdef_not-checked-by-the-fake".utf8)
         var endpoint = RemoteEndpoint(baseURL: server.baseURL, apiKey: token.withUnsafeBytes { SecureBytes(copying: $0) })
         endpoint.timeoutMilliseconds = timeoutMilliseconds
-        return try RemoteStore(endpoint: endpoint).rotate(environment: try EnvironmentName("production"), name: try SecretName("TOKEN"),
-                                                          onlyIfDue: false, settings: RotationSettings())
+        return RemoteStore(endpoint: endpoint)
+    }
+
+    static func rotateToken(on server: FaultyHTTPServer, timeoutMilliseconds: Int) throws -> RotationResult {
+        try store(on: server, timeoutMilliseconds: timeoutMilliseconds)
+            .rotate(environment: try EnvironmentName("production"), name: try SecretName("TOKEN"), onlyIfDue: false, settings: RotationSettings())
     }
 
     @Test("a retry that finds its own first attempt still running waits with the same key for that attempt's answer")

@@ -24,12 +24,8 @@ private func state(_ vault: LocalVault, _ name: String, at seconds: Int64) throw
 struct VaultMigrationTests {
     @Test("a format-1 vector opens, migrates to format 2 with the rotation table, and keeps every value")
     func formatOneMigrates() throws {
-        let source = try #require(Vectors.directory)
-        let scratch = try ScratchDirectory()
-        let vaultPath = scratch.child("vault.db"), keyPath = scratch.child("vault.key")
-        try FileManager.default.copyItem(at: source.appendingPathComponent("good.db"), to: URL(fileURLWithPath: vaultPath))
-        try FileManager.default.copyItem(at: source.appendingPathComponent("good.key"), to: URL(fileURLWithPath: keyPath))
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyPath)
+        let (scratch, vaultPath, keyPath) = try formatOneVaultCopy()
+        defer { withExtendedLifetime(scratch) {} }
         let before = try SQLiteDatabase(path: vaultPath, create: false)
         #expect(try before.scalarInt("PRAGMA user_version") == 1)
         #expect(try before.scalarInt("SELECT count(*) FROM sqlite_schema WHERE name = 'rotation'") == 0)

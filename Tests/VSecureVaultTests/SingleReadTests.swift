@@ -55,12 +55,8 @@ struct SingleReadTests {
 
     @Test("a format-1 vault with a -shm file left by an earlier reader still migrates on a single-read opening")
     func migratesWithSharedIndexPresent() throws {
-        let source = try #require(Vectors.directory)
-        let scratch = try ScratchDirectory()
-        let vaultPath = scratch.child("vault.db"), keyPath = scratch.child("vault.key")
-        try FileManager.default.copyItem(at: source.appendingPathComponent("good.db"), to: URL(fileURLWithPath: vaultPath))
-        try FileManager.default.copyItem(at: source.appendingPathComponent("good.key"), to: URL(fileURLWithPath: keyPath))
-        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyPath)
+        let (scratch, vaultPath, keyPath) = try formatOneVaultCopy()
+        defer { withExtendedLifetime(scratch) {} }
         do {
             let earlier = try SQLiteDatabase(path: vaultPath, create: false, readOnly: true)
             #expect(try earlier.scalarInt("PRAGMA user_version") == 1)

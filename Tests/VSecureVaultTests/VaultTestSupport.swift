@@ -51,6 +51,17 @@ func passphraseSource(_ text: String, keyFilePath: String = "/nonexistent/vsecur
 
 func passphrase(_ text: String) -> SecureBytes { Array(text.utf8).withUnsafeBytes { SecureBytes(copying: $0) } }
 
+/// The format-1 test vector (good.db and its key) copied into a scratch directory.
+func formatOneVaultCopy() throws -> (directory: ScratchDirectory, vaultPath: String, keyPath: String) {
+    let source = try #require(Vectors.directory)
+    let scratch = try ScratchDirectory()
+    let vaultPath = scratch.child("vault.db"), keyPath = scratch.child("vault.key")
+    try FileManager.default.copyItem(at: source.appendingPathComponent("good.db"), to: URL(fileURLWithPath: vaultPath))
+    try FileManager.default.copyItem(at: source.appendingPathComponent("good.key"), to: URL(fileURLWithPath: keyPath))
+    try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: keyPath)
+    return (scratch, vaultPath, keyPath)
+}
+
 /// A vault protected by a new key file in a scratch directory.
 final class VaultFixture {
     let directory: ScratchDirectory
