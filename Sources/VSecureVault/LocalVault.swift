@@ -177,10 +177,10 @@ public final class LocalVault {
     ///
     /// `singleRead` (with `readOnly`) is for a process that reads the vault once and exits
     /// (the launcher): the connection opens SQLite's shared WAL index read-only (see
-    /// `SQLiteDatabase.init`), and everything read after the format check (the header, the key
-    /// it unwraps, then every value fetched until the vault is released) comes from one read
-    /// transaction: one snapshot, even if another process commits meanwhile, and one round of
-    /// SQLite's locks instead of one per statement.
+    /// `SQLiteDatabase.init`), and once the data key is unwrapped, everything read until the
+    /// vault is released comes from one read transaction: one snapshot of the values even if
+    /// another process commits meanwhile, and one round of SQLite's locks instead of one per
+    /// statement. (A rekey in between changes only how the data key is wrapped, not the key.)
     public static func open(at path: String, readOnly: Bool = false, singleRead: Bool = false, keys: KeySource) throws(VSecureError) -> LocalVault {
         switch PrivateFiles.kind(of: path) {
         case .missing:
@@ -232,8 +232,6 @@ public final class LocalVault {
             }
         }
 
-        // Held until the vault is released: closing the connection ends it.
-        if readOnly && singleRead { try db.holdReadTransaction() }
         let meta = try readMeta(db, path: path)
         func required(_ key: String) throws(VSecureError) -> [UInt8] {
             guard let value = meta[key] else { throw VSecureError(.integrity, "vault \(Quoted(path)) is damaged: its header lacks \(key)") }
@@ -289,6 +287,9 @@ public final class LocalVault {
             }
         }
         guard dataKey.count == AEAD.keyBytes else { throw VSecureError(.integrity, "vault \(Quoted(path)) is damaged: bad data key") }
+        // Held until the vault is released (closing the connection ends it); begun only now, so
+        // that a passphrase's Argon2id never runs while a snapshot holds off checkpoints.
+        if readOnly && singleRead { try db.holdReadTransaction() }
         return LocalVault(path: path, db: db, vaultID: vaultID, protection: protection, dataKey: dataKey,
                           environments: environments, defaultEnvironment: defaultEnvironment,
                           createdAt: Timestamp(secondsSinceEpoch: createdAt), formatVersion: openedFormat)

@@ -38,14 +38,28 @@ final class SQLiteDatabase {
     /// and otherwise rebuilds a private copy in memory from the WAL (empty once the last writer
     /// closed). Without a `-shm` file, the connection opens as usual and leaves one for the next.
     /// Not for long-lived readers beside a busy writer (the server): each read transaction
-    /// without a live index rereads the whole WAL.
-    init(path: String, create: Bool, readOnly: Bool = false, exclusive: Bool = false, readIndexOnly: Bool = false) throws(VSecureError) {
+    /// without a live index rereads the whole WAL. `sharedIndexFound` replaces the look for
+    /// `-shm` (tests that play the last writer removing it just after the look).
+    init(path: String, create: Bool, readOnly: Bool = false, exclusive: Bool = false, readIndexOnly: Bool = false,
+         sharedIndexFound: Bool? = nil) throws(VSecureError) {
         self.path = path
         var flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
         if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
-        var db = readOnly && readIndexOnly && PrivateFiles.kind(of: path + "-shm") == .regular
-            ? try Self.connect(Self.uri(path, query: "readonly_shm=1"), flags: flags | SQLITE_OPEN_URI, reportedPath: path)
-            : try Self.connect(path, flags: flags)
+        var db: OpaquePointer?
+        var firstRead: Int32?
+        if readOnly && readIndexOnly && sharedIndexFound ?? (PrivateFiles.kind(of: path + "-shm") == .regular) {
+            db = try Self.connect(Self.uri(path, query: "readonly_shm=1"), flags: flags | SQLITE_OPEN_URI, reportedPath: path)
+            firstRead = sqlite3_exec(db, "PRAGMA user_version", nil, nil, nil)
+            // The last read-write connection may have closed, and removed `-shm`, since the look:
+            // read-only, SQLite cannot create it (SQLITE_CANTOPEN). Then open as usual.
+            if firstRead.map({ $0 & 0xFF == SQLITE_CANTOPEN }) == true {
+                sqlite3_close_v2(db)
+                db = try Self.connect(path, flags: flags)
+                firstRead = nil
+            }
+        } else {
+            db = try Self.connect(path, flags: flags)
+        }
         if exclusive && !readOnly {
             _ = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE", nil, nil, nil)
             handle = db
@@ -57,7 +71,7 @@ final class SQLiteDatabase {
         // mode, which keeps the index in this process's memory: it holds the database's lock
         // until it closes (others wait), needs a read-write connection to take that lock, and a
         // write on it still fails, with the disk-full message.
-        if Self.firstReadLacksSpace(db) {
+        if Self.firstReadLacksSpace(db, result: firstRead) {
             sqlite3_close_v2(db)
             db = try Self.connect(path, flags: (flags & ~(SQLITE_OPEN_READONLY | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READWRITE)
             _ = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE", nil, nil, nil)
@@ -104,10 +118,11 @@ final class SQLiteDatabase {
     /// SQLITE_IOERR_SHMSIZE and SQLITE_IOERR_SHMMAP (extended codes Swift does not import).
     private static let sharedMemoryErrors: Set<Int32> = [SQLITE_IOERR | (19 << 8), SQLITE_IOERR | (21 << 8)]
 
-    /// Reads the header once; true when that failed because the disk has no room (any other
-    /// failure is left for the caller's first real statement to report).
-    private static func firstReadLacksSpace(_ db: OpaquePointer?) -> Bool {
-        let rc = sqlite3_exec(db, "PRAGMA user_version", nil, nil, nil)
+    /// Reads the header once (unless `result` is that read's, made already); true when it
+    /// failed because the disk has no room (any other failure is left for the caller's first
+    /// real statement to report).
+    private static func firstReadLacksSpace(_ db: OpaquePointer?, result: Int32? = nil) -> Bool {
+        let rc = result ?? sqlite3_exec(db, "PRAGMA user_version", nil, nil, nil)
         guard rc != SQLITE_OK else { return false }
         let extended = sqlite3_extended_errcode(db)
         return sharedMemoryErrors.contains(extended) || extended & 0xFF == SQLITE_FULL || sqlite3_system_errno(db) == ENOSPC
@@ -202,10 +217,12 @@ final class SQLiteDatabase {
     /// write lock at BEGIN (honouring the busy timeout) instead of deadlocking on upgrade.
     /// Nested calls become savepoints, so a batch of operations commits or fails as one.
     /// Starts a read transaction that lasts until the connection closes (a single-read vault:
-    /// see `LocalVault.open`); `transaction` inside it makes savepoints.
+    /// see `LocalVault.open`), and its snapshot with it (a deferred `BEGIN` alone would take
+    /// the snapshot at the next read); `transaction` inside it makes savepoints.
     func holdReadTransaction() throws(VSecureError) {
         try run("BEGIN")
         transactionDepth += 1
+        _ = try scalarInt("PRAGMA user_version")
     }
 
     func transaction<T>(immediate: Bool, _ body: () throws(VSecureError) -> T) throws(VSecureError) -> T {

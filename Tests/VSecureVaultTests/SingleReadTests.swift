@@ -21,14 +21,30 @@ struct SingleReadTests {
     func awkwardPath() throws {
         let scratch = try ScratchDirectory()
         let vaultPath = scratch.child("odd dir?#%/vault.db"), keyPath = scratch.child("odd dir?#%/vault.key")
-        let writer = try LocalVault.create(at: vaultPath, protection: .keyFile(path: keyPath), now: time(t0))
-        try writer.put("API_KEY", utf8("one"))
-        _ = writer
+        do {
+            let writer = try LocalVault.create(at: vaultPath, protection: .keyFile(path: keyPath), now: time(t0))
+            try writer.put("API_KEY", utf8("one"))
+        }
+        #expect(PrivateFiles.kind(of: vaultPath + "-shm") == .missing, "the writer's closing removed it")
         for _ in 0..<2 {
             let reader = try LocalVault.open(at: vaultPath, readOnly: true, singleRead: true, keys: keyFileSource(keyPath))
             #expect(try BatchReadTests.read(reader, names: ["API_KEY"], tags: []) == ["API_KEY": utf8("one")])
         }
         #expect(PrivateFiles.kind(of: vaultPath + "-shm") == .regular)
+    }
+
+    @Test("-shm removed between the look for it and the first read (the last writer closing): the opening falls back to the usual one")
+    func sharedIndexGoneAfterTheLook() throws {
+        let scratch = try ScratchDirectory()
+        let vaultPath = scratch.child("vault.db"), keyPath = scratch.child("vault.key")
+        do {
+            let writer = try LocalVault.create(at: vaultPath, protection: .keyFile(path: keyPath), now: time(t0))
+            try writer.put("API_KEY", utf8("one"))
+        }
+        #expect(PrivateFiles.kind(of: vaultPath + "-shm") == .missing, "the writer's closing removed it")
+        let db = try SQLiteDatabase(path: vaultPath, create: false, readOnly: true, readIndexOnly: true, sharedIndexFound: true)
+        #expect(try db.scalarInt("PRAGMA user_version") == VaultFormat.currentVersion)
+        #expect(PrivateFiles.kind(of: vaultPath + "-shm") == .regular, "opened as usual, it leaves -shm for the next")
     }
 
     @Test("a vault named with a leading // opens single-read once -shm exists")
@@ -41,7 +57,7 @@ struct SingleReadTests {
         #expect(try BatchReadTests.read(reader, names: ["API_KEY"], tags: []) == ["API_KEY": utf8("one")])
     }
 
-    @Test("everything after the format check is one snapshot: a commit made meanwhile is not seen, the next opening sees it")
+    @Test("the values are one snapshot from the opening on: a commit made meanwhile is not seen, the next opening sees it")
     func oneSnapshot() throws {
         let fixture = try VaultFixture()
         try fixture.vault.put("API_KEY", utf8("one"))
