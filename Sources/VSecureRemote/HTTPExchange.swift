@@ -42,6 +42,9 @@ enum HTTPExchange {
         var body: LockedBuffer
         /// The answer's `Retry-After`, in seconds (0 when there is none).
         var retryAfterSeconds = 0
+        /// A 503 to a request that may not run twice: the server may have carried it out
+        /// before failing (it answers 503 when the audit entry, written after, cannot be).
+        var outcomeUnknown = false
     }
 
     static func perform(_ endpoint: RemoteEndpoint, method: String, path: String, headers: [String] = [],
@@ -91,11 +94,12 @@ enum HTTPExchange {
                     guard response.retryAfterSeconds < left / 1000 + 1, response.retryAfterSeconds * 1000 < left else { return response }
                     pause = max(pause, response.retryAfterSeconds * 1000)
                 }
-            case .response(let response):
+            case .response(var response):
+                response.outcomeUnknown = response.status == 503 && !repeatable
                 return response
             case .transportFailure(var error, let retryable, let afterSending):
                 if afterSending && !repeatable {
-                    error.message += "; the server may have carried out the \(method) before the connection broke"
+                    error.message += "; the server may have carried out the \(method) all the same"
                     error.hints.insert("check the result (a list or get) before running the command again", at: 0)
                     throw error
                 }

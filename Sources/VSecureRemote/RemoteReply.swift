@@ -9,11 +9,14 @@ struct RemoteReply {
     let status: Int
     let body: LockedBuffer
     let endpoint: RemoteEndpoint
+    /// See `HTTPExchange.Response.outcomeUnknown`.
+    let outcomeUnknown: Bool
 
     init(_ response: HTTPExchange.Response, endpoint: RemoteEndpoint) {
         status = response.status
         body = response.body
         self.endpoint = endpoint
+        outcomeUnknown = response.outcomeUnknown
     }
 
     var notOurs: VSecureError {
@@ -61,6 +64,10 @@ struct RemoteReply {
         default:
             status = .remoteUnreachable
             message = "the server at \(endpoint.baseURL) answered \(self.status): \(parsed.message)"
+            if outcomeUnknown {
+                message += "; it may have carried out the request all the same"
+                hints.insert("check the result (a list or get) before running the command again", at: 0)
+            }
         }
         return VSecureError(status, message, hints: hints)
     }

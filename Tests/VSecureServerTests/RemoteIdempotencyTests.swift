@@ -90,6 +90,21 @@ struct RemoteIdempotencyTests {
         }
     }
 
+    @Test("a 503 to a write without a key is not retried either, and says the outcome is unknown; a read's 503 is retried")
+    func unkeyedWriteGets503Once() throws {
+        let server = try FaultyHTTPServer(.slow503)
+        defer { server.stop() }
+        let store = Self.store(on: server, timeoutMilliseconds: 8_000)
+        var failure: VSecureError?
+        do { _ = try store.createAPIKey(name: "ci", user: nil, scopes: ["secrets:read"], environments: nil, expiresIn: nil) } catch { failure = error }
+        #expect(server.requestHeads.count == 1, "sent once: \(server.requestHeads.count)")
+        #expect(failure?.status == .remoteUnreachable)
+        #expect(failure?.message.contains("may have carried out") == true, "\(failure?.message ?? "")")
+        #expect(failure?.hints.first?.contains("check the result") == true)
+        do { _ = try store.listAPIKeys() } catch {}
+        #expect(server.requestHeads.count == 1 + 3, "a read is tried three times")
+    }
+
     /// A client of the fake server, with a token the fake never checks.
     static func store(on server: FaultyHTTPServer, timeoutMilliseconds: Int) -> RemoteStore {
         let token = Array("vsec_key_0123456789abcdef_not-checked-by-the-fake".utf8)
