@@ -24,12 +24,24 @@ struct LocalIdentityTests {
         #expect(LocalIdentity.passwdName(uid: 0, in: []) == nil)
     }
 
-    @Test("read from the real file, the name is the one the C library's password database gives")
+    @Test("a passwd file is read whole: the uid's name from it, nil without the uid or the file")
+    func readsAFile() throws {
+        let scratch = try ScratchDirectory()
+        let path = scratch.path + "/passwd"
+        try Data(Self.passwd).write(to: URL(fileURLWithPath: path))
+        #expect(LocalIdentity.passwdFileName(uid: 10000, path: path) == "app2")
+        #expect(LocalIdentity.passwdFileName(uid: 4242, path: path) == nil)
+        #expect(LocalIdentity.passwdFileName(uid: 0, path: scratch.path + "/missing") == nil)
+        #expect(LocalIdentity.passwdFileName(uid: 0, path: scratch.path) == nil, "a directory is not read")
+    }
+
+    @Test("read from this machine's /etc/passwd, the name is the one the C library's password database gives")
     func agreesWithGetpwuid() throws {
         let uid = geteuid()
+        let text = try String(contentsOfFile: "/etc/passwd", encoding: .utf8)
+        try #require(text.split(separator: "\n").contains { $0.split(separator: ":", omittingEmptySubsequences: false).dropFirst(2).first == Substring(String(uid)) },
+                     "this machine's /etc/passwd names uid \(uid)")
         let expected = getpwuid(uid).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
-        let fromFile = LocalIdentity.passwdFileName(uid: uid)
-        if let fromFile { #expect(fromFile == expected) }
-        #expect(LocalIdentity.passwdFileName(uid: uid, path: "/nonexistent/passwd") == nil)
+        #expect(LocalIdentity.passwdFileName(uid: uid) == expected)
     }
 }
