@@ -67,12 +67,20 @@ static inline int vsecure_errno(void) { return errno; }
    sodium_stackzero does) would only fault in a fresh page to zero it. Those were 11 of the 18
    stack page faults of a launch. The region is a variable-length array, so it lies in this
    frame and the calls that check and zero it run below it. Stops at the first page below the
-   stack's mapping (mincore: ENOMEM), where nothing was ever touched either. */
+   stack's mapping (mincore: ENOMEM), where nothing was ever touched either: on the main
+   thread's stack, which the kernel keeps a guard gap below, that is all there is. A thread's
+   stack may end in a guard page with another mapping right below it, which this walk would
+   reach; on any thread but the main one the whole region is zeroed instead, as
+   sodium_stackzero does (a stack too small for it then faults in the guard page). */
 __attribute__((noinline)) static void vsecure_wipe_touched_stack(size_t bytes) {
     if (bytes == 0) return;
+    unsigned char region[bytes];
+    if (syscall(SYS_gettid) != getpid()) {
+        explicit_bzero(region, bytes);
+        return;
+    }
     long size = sysconf(_SC_PAGESIZE);
     uintptr_t page = size > 0 ? (uintptr_t)size : 4096;
-    unsigned char region[bytes];
     uintptr_t low = (uintptr_t)region, high = low + bytes;
     uintptr_t start = (high - 1) & ~(page - 1);
     for (;;) {
