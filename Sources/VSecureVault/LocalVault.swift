@@ -177,10 +177,11 @@ public final class LocalVault {
     ///
     /// `singleRead` (with `readOnly`) is for a process that reads the vault once and exits
     /// (the launcher): the connection opens SQLite's shared WAL index read-only (see
-    /// `SQLiteDatabase.init`), and once the data key is unwrapped, everything read until the
-    /// vault is released comes from one read transaction: one snapshot of the values even if
-    /// another process commits meanwhile, and one round of SQLite's locks instead of one per
-    /// statement. (A rekey in between changes only how the data key is wrapped, not the key.)
+    /// `SQLiteDatabase.init`), and everything read until the vault is released, the header
+    /// included, comes from one read transaction: one snapshot even if another process commits
+    /// meanwhile, and one round of SQLite's locks instead of one per statement. A vault under a
+    /// passphrase lets go of that snapshot while Argon2id runs, so that no checkpoint waits on
+    /// it, and reads its values from a second one.
     public static func open(at path: String, readOnly: Bool = false, singleRead: Bool = false, keys: KeySource) throws(VSecureError) -> LocalVault {
         switch PrivateFiles.kind(of: path) {
         case .missing:
@@ -198,6 +199,8 @@ public final class LocalVault {
         Sodium.initialize()
         var db: SQLiteDatabase! = try SQLiteDatabase(path: path, create: false, readOnly: readOnly, readIndexOnly: singleRead)
         if !readOnly { try configure(db) }
+        let holdsSnapshot = readOnly && singleRead
+        if holdsSnapshot { try db.holdReadTransaction() }
         let format = try db.scalarInt("PRAGMA user_version")
         if format > VaultFormat.currentVersion {
             throw VSecureError(.integrity, "vault \(Quoted(path)) has format version \(format), newer than this vsecure reads (\(VaultFormat.currentVersion))",
@@ -226,7 +229,10 @@ public final class LocalVault {
                     openedFormat = format
                 }
                 writer = nil
-                if singleRead { db = try SQLiteDatabase(path: path, create: false, readOnly: true, readIndexOnly: true) }
+                if singleRead {
+                    db = try SQLiteDatabase(path: path, create: false, readOnly: true, readIndexOnly: true)
+                    try db.holdReadTransaction()
+                }
             } else {
                 try migrate(db, from: format)
             }
@@ -265,6 +271,10 @@ public final class LocalVault {
             guard parameters.isWithinSaneBounds else {
                 throw VSecureError(.integrity, "vault \(Quoted(path)) is damaged: its passphrase parameters are out of range")
             }
+            // Asking for the passphrase and Argon2id take a while: no snapshot may hold off
+            // checkpoints meanwhile. The values come from a new one, begun below; a rekey in
+            // between changes only how the data key is wrapped, not the key.
+            if holdsSnapshot { try db.releaseReadTransaction() }
             let passphrase = try keys.passphrase()
             do { kek = try KeyDerivation.argon2id(passphrase: passphrase, parameters: parameters) } catch {
                 throw VSecureError(.internalError, "Argon2id ran out of memory")
@@ -287,9 +297,8 @@ public final class LocalVault {
             }
         }
         guard dataKey.count == AEAD.keyBytes else { throw VSecureError(.integrity, "vault \(Quoted(path)) is damaged: bad data key") }
-        // Held until the vault is released (closing the connection ends it); begun only now, so
-        // that a passphrase's Argon2id never runs while a snapshot holds off checkpoints.
-        if readOnly && singleRead { try db.holdReadTransaction() }
+        // Held until the vault is released (closing the connection ends it).
+        if holdsSnapshot && protection == .passphrase { try db.holdReadTransaction() }
         return LocalVault(path: path, db: db, vaultID: vaultID, protection: protection, dataKey: dataKey,
                           environments: environments, defaultEnvironment: defaultEnvironment,
                           createdAt: Timestamp(secondsSinceEpoch: createdAt), formatVersion: openedFormat)

@@ -225,6 +225,13 @@ final class SQLiteDatabase {
         _ = try scalarInt("PRAGMA user_version")
     }
 
+    /// Ends the read transaction `holdReadTransaction` began (and lets go of its snapshot).
+    func releaseReadTransaction() throws(VSecureError) {
+        guard transactionDepth == 1 else { return }
+        try run("COMMIT")
+        transactionDepth = 0
+    }
+
     func transaction<T>(immediate: Bool, _ body: () throws(VSecureError) -> T) throws(VSecureError) -> T {
         let nested = transactionDepth > 0
         try run(nested ? "SAVEPOINT nested" : (immediate ? "BEGIN IMMEDIATE" : "BEGIN"))

@@ -69,6 +69,30 @@ struct SingleReadTests {
         #expect(try BatchReadTests.read(next, names: ["API_KEY", "NEW_KEY"], tags: []) == ["API_KEY": utf8("two"), "NEW_KEY": utf8("new")])
     }
 
+    @Test("under a passphrase, no snapshot is held while the passphrase is asked for and Argon2id runs; the values come from a snapshot begun after")
+    func passphraseLetsGoOfTheSnapshot() throws {
+        let scratch = try ScratchDirectory()
+        let vaultPath = scratch.child("vault.db")
+        let writer = try LocalVault.create(at: vaultPath, protection: .passphrase(passphrase("pw"), RekeyTests.fast), now: time(t0))
+        try writer.put("API_KEY", utf8("one"))
+        var checkpointBusy: Int64 = -1
+        let keys = KeySource(keyFilePath: "/nonexistent/vsecure-test.key", passphrase: { () throws(VSecureError) -> SecureBytes in
+            // The reader has read the header by now. A commit and a full checkpoint go through
+            // only if it holds no snapshot (this connection has no busy timeout: it answers at once).
+            do { _ = try writer.change("API_KEY", to: utf8("two")) } catch { throw VSecureError(.internalError, "\(error)") }
+            let other = try SQLiteDatabase(path: vaultPath, create: false)
+            let statement = try other.prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+            if try statement.step() { checkpointBusy = statement.int64(0) }
+            return passphrase("pw")
+        })
+        let reader = try LocalVault.open(at: vaultPath, readOnly: true, singleRead: true, keys: keys)
+        #expect(checkpointBusy == 0, "the checkpoint was held off: the reader kept its snapshot while asking for the passphrase")
+        #expect(try BatchReadTests.read(reader, names: ["API_KEY"], tags: []) == ["API_KEY": utf8("two")])
+        // From here on the reader holds its second snapshot: later commits are not seen.
+        _ = try writer.change("API_KEY", to: utf8("three"))
+        #expect(try BatchReadTests.read(reader, names: ["API_KEY"], tags: []) == ["API_KEY": utf8("two")])
+    }
+
     @Test("a format-1 vault with a -shm file left by an earlier reader still migrates on a single-read opening")
     func migratesWithSharedIndexPresent() throws {
         let (scratch, vaultPath, keyPath) = try formatOneVaultCopy()
@@ -150,7 +174,7 @@ struct LaunchSharedIndexTests {
         let writer = try setup.writer()
         try writer.change("API_KEY", to: utf8("two"))
         #expect(try setup.launchedValue() == "two")
-        try writer.change("API_KEY", to: utf8("three"))
+        _ = try writer.change("API_KEY", to: utf8("three"))
         #expect(try setup.launchedValue() == "three")
     }
 
