@@ -148,7 +148,10 @@ public enum Launcher {
     }
 
     static func checkProtected(_ injections: [Injection], allowed: [String]) throws(VSecureError) {
-        let refused = injections.map(\.variable.rawValue).filter { ProtectedVariables.isProtected($0) && !allowed.contains($0) }
+        var refused: [String] = []
+        for injection in injections where ProtectedVariables.isProtected(injection.variable.rawValue) {
+            if !allowed.contains(injection.variable.rawValue) { refused.append(injection.variable.rawValue) }
+        }
         guard refused.isEmpty else {
             throw VSecureError(.unsafeEnvironment, "refusing to set \(refused.joined(separator: ", ")) from a secret: it changes how programs are loaded or run",
                                hint: "if this is intended, pass --allow-override \(refused.joined(separator: ","))")

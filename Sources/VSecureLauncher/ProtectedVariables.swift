@@ -1,10 +1,12 @@
+import VSecureCore
+
 /// Variables that change how programs are loaded or run. A secret never sets one of these
 /// unless `--allow-override NAME` names it: a value that can rewrite PATH or preload a library
 /// turns a leaked or mistyped secret into code execution. Listed in docs/launcher.md.
 ///
-/// The lists are arrays, searched in order: a launch asks about a hundred names, and a `Set`
-/// would cost it more in generic metadata built at run time than the search does (see
-/// `StringIndex`).
+/// The lists are looked up through `StringIndex`, not a `Set`, which would cost a launch more
+/// in generic metadata built at run time than its hundred look-ups do; names and prefixes
+/// compare as bytes, as the kernel and the program compare variable names.
 public enum ProtectedVariables {
     static let nameList: [String] = [
         // the shell and the dynamic loader
@@ -21,8 +23,10 @@ public enum ProtectedVariables {
     public static var names: Set<String> { Set(nameList) }
     public static let prefixes = ["LD_", "DYLD_", "GLIBC_TUNABLES"]
 
+    static let nameIndex = StringIndex(nameList)
+
     public static func isProtected(_ name: String) -> Bool {
-        nameList.contains(name) || prefixes.contains { name.hasPrefix($0) }
+        nameIndex.contains(name) || prefixes.contains { hasBytePrefix(name, $0) }
     }
 
     /// The launcher's own credentials and test switches: never passed on to the child.
@@ -34,5 +38,13 @@ public enum ProtectedVariables {
     ]
     public static var launcherOnly: Set<String> { Set(launcherOnlyList) }
 
-    public static func isLauncherOnly(_ name: String) -> Bool { launcherOnlyList.contains(name) }
+    private static func hasBytePrefix(_ name: String, _ prefix: String) -> Bool {
+        var name = name.utf8.makeIterator()
+        for byte in prefix.utf8 where name.next() != byte { return false }
+        return true
+    }
+
+    static let launcherOnlyIndex = StringIndex(launcherOnlyList)
+
+    public static func isLauncherOnly(_ name: String) -> Bool { launcherOnlyIndex.contains(name) }
 }

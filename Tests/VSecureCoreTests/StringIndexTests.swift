@@ -33,9 +33,26 @@ struct StringIndexTests {
         #expect(StringIndex([]).isEmpty)
     }
 
-    @Test("membership is String equality (canonical equivalence), as in a Set")
-    func canonicalEquivalence() {
-        let index = StringIndex(["caf\u{E9}"])
-        #expect(index.contains("cafe\u{301}") == Set(["caf\u{E9}"]).contains("cafe\u{301}"))
+    @Test("membership is byte equality: canonically equivalent spellings are different members, as they are different variable names")
+    func bytesNotCanonicalEquivalence() {
+        var index = StringIndex(["caf\u{E9}", "K"])
+        #expect(!index.contains("cafe\u{301}"))
+        #expect(!index.contains("\u{212A}"), "the Kelvin sign is not K to the kernel")
+        #expect(index.insert("\u{212A}") == (inserted: true, index: 2))
+        #expect(index.index(of: "K") == 1)
+        #expect(index.contains("caf\u{E9}"))
+    }
+
+    @Test("keys of every length up to 40 bytes, and ones differing only in their last byte or their length, stay apart")
+    func lengthsAndTails() {
+        var keys: [String] = []
+        for length in 0...40 { keys.append(String(repeating: "a", count: length)) }
+        for length in [7, 8, 9, 15, 16, 17] {
+            for last in ["b", "c", "\u{0}", "é"] { keys.append(String(repeating: "x", count: length) + last) }
+        }
+        let index = StringIndex(keys)
+        #expect(index.count == keys.count)
+        for (number, key) in keys.enumerated() { #expect(index.index(of: key) == number) }
+        #expect(!index.contains(String(repeating: "a", count: 41)))
     }
 }
