@@ -60,7 +60,7 @@ public struct SourceLocation: Equatable, Sendable, CustomStringConvertible {
 public struct VariableName: Hashable, Comparable, Sendable, CustomStringConvertible {
     public let rawValue: String
     public init(_ text: String) throws(VSecureError) {
-        let bytes = Array(text.utf8)
+        let bytes = text.utf8
         guard !bytes.isEmpty, bytes.count <= SecretName.maxLength, SecretName.isValid(bytes) else {
             throw .usage("invalid variable name \(Quoted(text))",
                          hint: "variable names are letters, digits and _, not starting with a digit")

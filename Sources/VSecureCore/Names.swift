@@ -5,7 +5,7 @@ public struct SecretName: Hashable, Comparable, Sendable, CustomStringConvertibl
     public let rawValue: String
 
     public init(_ text: String) throws(VSecureError) {
-        let bytes = Array(text.utf8)
+        let bytes = text.utf8
         guard !bytes.isEmpty else {
             throw .usage("secret name is empty", hint: "names look like API_KEY: letters, digits and _, not starting with a digit")
         }
@@ -19,7 +19,7 @@ public struct SecretName: Hashable, Comparable, Sendable, CustomStringConvertibl
         rawValue = text
     }
 
-    static func isValid(_ bytes: [UInt8]) -> Bool {
+    static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
         guard let first = bytes.first, first.isASCIILetter || first == UInt8(ascii: "_") else { return false }
         return bytes.allSatisfy { $0.isASCIILetter || $0.isASCIIDigit || $0 == UInt8(ascii: "_") }
     }
@@ -36,7 +36,7 @@ public struct EnvironmentName: Hashable, Comparable, Sendable, CustomStringConve
     public let rawValue: String
 
     public init(_ text: String) throws(VSecureError) {
-        let bytes = Array(text.utf8)
+        let bytes = text.utf8
         guard !bytes.isEmpty else { throw .usage("environment name is empty") }
         guard bytes.count <= Self.maxLength,
               let first = bytes.first, first.isASCIILowercase,

@@ -94,11 +94,15 @@ enum VaultFormat {
     /// Associated data of a value box: binds it to its vault, environment, name and version, so
     /// a box copied to another row fails authentication instead of opening as another secret.
     static func valueAssociatedData(vaultID: [UInt8], environment: String, name: String, version: Int) -> [UInt8] {
-        var ad = Array("vsecure/value/v1".utf8)
+        // Built in place, one allocation (a launch builds one per value).
+        let label = "vsecure/value/v1".utf8
+        var ad: [UInt8] = []
+        ad.reserveCapacity(label.count + 1 + vaultID.count + 2 + environment.utf8.count + 2 + name.utf8.count + 8)
+        ad.append(contentsOf: label)
         ad.append(0)
-        ad += vaultID
-        appendLengthPrefixed(&ad, Array(environment.utf8))
-        appendLengthPrefixed(&ad, Array(name.utf8))
+        ad.append(contentsOf: vaultID)
+        appendLengthPrefixed(&ad, environment.utf8)
+        appendLengthPrefixed(&ad, name.utf8)
         for shift in stride(from: 56, through: 0, by: -8) { ad.append(UInt8(truncatingIfNeeded: UInt64(version) >> UInt64(shift))) }
         return ad
     }
@@ -112,10 +116,10 @@ enum VaultFormat {
         return ad
     }
 
-    private static func appendLengthPrefixed(_ out: inout [UInt8], _ bytes: [UInt8]) {
+    private static func appendLengthPrefixed(_ out: inout [UInt8], _ bytes: some Collection<UInt8>) {
         out.append(UInt8(bytes.count >> 8))
         out.append(UInt8(bytes.count & 0xFF))
-        out += bytes
+        out.append(contentsOf: bytes)
     }
 
     // Tags and metadata are stored as text: tags comma-joined (their grammar has no comma),
