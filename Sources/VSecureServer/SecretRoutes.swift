@@ -238,9 +238,11 @@ struct SecretRoutes {
         let environment = try service.environment(request.query("environment"))
         try await context.authorize(.delete, environment: environment, name: name, service: service)
         let purge = try request.queryBool("purge")
-        try await service.withVault { vault, now throws(VSecureError) in
+        let residue = try await service.withVault { vault, now throws(VSecureError) -> Bool in
             try vault.delete(environment: environment, name: name, purge: purge, now: now)
+            return purge && vault.purgedPagesMayRemain
         }
+        if residue { context.logger.warning("\(LocalSecretStore.purgeResidueWarning(name, environment))") }
         try await service.record(context.auditEvent(.secrets, .deleted, environment: environment, name: name.rawValue,
                                                     details: purge ? [("purge", "true")] : [], now: service.clock()))
         return Response(status: .noContent)

@@ -18,6 +18,9 @@ public final class LocalSecretStore: SecretStore {
     /// it to print a warning: a local vault's log is a record, not a barrier (whoever holds the
     /// key can read the file directly), and a full disk must not stop reads.
     public var onAuditFailure: ((VSecureError) -> Void)?
+    /// Told what a caller should know about an operation that succeeded (the CLI prints it as a
+    /// warning): today, a purge whose old pages may remain on disk for a while.
+    public var onWarning: ((String) -> Void)?
     /// Entries of the operation in progress; written when the outermost one succeeds, so a
     /// create-with-policy that fails halfway records nothing.
     private var pendingAudit: [AuditEvent] = []
@@ -147,10 +150,20 @@ public final class LocalSecretStore: SecretStore {
     @discardableResult
     public func delete(environment: EnvironmentName?, name: SecretName, purge: Bool) throws(VSecureError) -> EnvironmentName {
         let environment = try resolve(environment)
-        return try audited({ () throws(VSecureError) in
+        let deleted = try audited({ () throws(VSecureError) in
             try vault.delete(environment: environment, name: name, purge: purge, now: clock())
             return environment
         }, events: { [event(.deleted, $0, name, version: nil, details: purge ? [("purge", "true")] : [])] })
+        if purge && vault.purgedPagesMayRemain { onWarning?(Self.purgeResidueWarning(name, environment)) }
+        return deleted
+    }
+
+    /// Names the secret, never a value.
+    public static func purgeResidueWarning(_ name: SecretName, _ environment: EnvironmentName) -> String {
+        "\(name) in \(environment) is purged, but another program was reading the vault and kept SQLite from "
+            + "truncating its write-ahead log: old encrypted copies of its versions remain in the vault's files until "
+            + "the log is copied back, which the last read-write connection to close the vault does "
+            + "(once no other program has it open, the next `vsecure` command will)"
     }
 
     public func upsert(environment: EnvironmentName?, entries: [UpsertEntry], addTags: [Tag]) throws(VSecureError) -> UpsertResult {

@@ -223,7 +223,8 @@ extension LocalVault {
 
     /// Soft delete: the secret is no longer served or listed, its versions stay. `purge`
     /// destroys every version (SQLite's secure_delete overwrites the freed pages, and the WAL is
-    /// checkpointed and truncated).
+    /// checkpointed and truncated). When another connection's read keeps the checkpoint from
+    /// finishing, the purge still stands, and `purgedPagesMayRemain` says so.
     public func delete(environment: EnvironmentName, name: SecretName, purge: Bool, now: Timestamp) throws(VSecureError) {
         try checkEnvironment(environment)
         try db.transaction(immediate: true) { () throws(VSecureError) in

@@ -169,6 +169,16 @@ public final class LocalVault {
         for suffix in ["", "-wal", "-shm", "-journal"] { removeFile(path + suffix) }
     }
 
+    /// True after a purge whose checkpoint could not finish (another connection was reading
+    /// and kept on past the busy timeout): the purged versions are gone from the vault's
+    /// tables, but old copies of their pages (ciphertext) may remain in `vault.db-wal` or in
+    /// `vault.db` until a later checkpoint copies the WAL back. The last read-write connection
+    /// to close the vault does that. False again once a checkpoint finishes.
+    public var purgedPagesMayRemain: Bool { !db.lastCheckpointComplete }
+
+    /// For tests that play a reader holding the vault past the writer's patience.
+    func setBusyTimeout(milliseconds: Int32) { db.setBusyTimeout(milliseconds: milliseconds) }
+
     // MARK: - Opening
 
     /// `readOnly` is for readers that start often and write nothing (the launcher): the

@@ -248,22 +248,41 @@ final class SQLiteDatabase {
         }
         if !nested && checkpointAfterCommit {
             checkpointAfterCommit = false
-            try execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try truncatingCheckpoint()
         }
         return result
     }
 
     private var checkpointAfterCommit = false
 
+    /// False when the last `checkpointAndTruncateWAL` could not finish: another connection's
+    /// read transaction (held past the busy timeout) still needed frames of the WAL, so they
+    /// were neither all copied back nor truncated away.
+    private(set) var lastCheckpointComplete = true
+
     /// Copies the WAL into the database and truncates it, so freed (and, with secure_delete,
     /// zeroed) pages replace the old ones. SQLite refuses a checkpoint inside a transaction
-    /// (SQLITE_LOCKED), so inside a batch it runs once the batch has committed.
+    /// (SQLITE_LOCKED), so inside a batch it runs once the batch has committed. Whether it got
+    /// to the end is `lastCheckpointComplete`.
     func checkpointAndTruncateWAL() throws(VSecureError) {
         if transactionDepth > 0 {
             checkpointAfterCommit = true
         } else {
-            try execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            try truncatingCheckpoint()
         }
+    }
+
+    /// The pragma answers one row: busy (1 when a reader or writer kept it from finishing), the
+    /// WAL's frames, the frames copied back.
+    private func truncatingCheckpoint() throws(VSecureError) {
+        let statement = try prepare("PRAGMA wal_checkpoint(TRUNCATE)")
+        lastCheckpointComplete = try statement.step() ? statement.int64(0) == 0 : true
+    }
+
+    /// How long a statement waits on another connection's lock before it gives up (or, for a
+    /// checkpoint, stops short); 30 s unless a test shortens it.
+    func setBusyTimeout(milliseconds: Int32) {
+        sqlite3_busy_timeout(handle, milliseconds)
     }
 
     /// Runs several vault operations as one transaction.

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import VSecureCore
 import VSecureCrypto
-import VSecureVault
+@testable import VSecureVault
 
 @Suite("LocalVault: creating and opening")
 struct LocalVaultCreationTests {
@@ -385,6 +385,36 @@ struct LocalVaultSecretTests {
             #expect(bytes.range(of: Data("purgedtagmarker".utf8)) == nil, "tag still in \(suffix.isEmpty ? "the vault" : suffix)")
         }
         #expect(try fixture.reopen().read("KEEP") == utf8("kept"))
+    }
+
+    @Test("a purge while another connection reads: it stands, the unfinished checkpoint is reported (store warning naming the secret), and the next finished one clears it")
+    func purgeWhileSomeoneReads() throws {
+        let fixture = try VaultFixture()
+        let vault = fixture.vault
+        try vault.put("GONE", utf8("old value"))
+        try vault.put("LATER", utf8("later"))
+        #expect(!vault.purgedPagesMayRemain)
+        var warnings: [String] = []
+        let store = LocalSecretStore(vault: vault, actor: "tester", audit: nil, clock: { time(t0) })
+        store.onWarning = { warnings.append($0) }
+        vault.setBusyTimeout(milliseconds: 50)
+        do {
+            // A launcher-style reader holds one snapshot, from before the purge, until released.
+            let reader = try LocalVault.open(at: fixture.vaultPath, readOnly: true, singleRead: true, keys: keyFileSource(fixture.keyPath))
+            try store.delete(environment: env("production"), name: secretName("GONE"), purge: true)
+            #expect(vault.purgedPagesMayRemain)
+            #expect(warnings.count == 1)
+            #expect(warnings.first?.contains("GONE in production is purged") == true, "\(warnings)")
+            #expect(warnings.first?.contains("old value") == false)
+            // It still reads its snapshot; the purge stands for everyone else.
+            #expect(try BatchReadTests.read(reader, names: ["GONE"], tags: []) == ["GONE": utf8("old value")])
+        }
+        #expect(throws: VSecureError.self) { _ = try vault.read("GONE") }
+        // The reader is gone: the next purge's checkpoint finishes, and the WAL is empty.
+        try store.delete(environment: env("production"), name: secretName("LATER"), purge: true)
+        #expect(!vault.purgedPagesMayRemain)
+        #expect(warnings.count == 1)
+        #expect(try FileManager.default.attributesOfItem(atPath: fixture.vaultPath + "-wal")[.size] as? NSNumber == 0)
     }
 
     @Test("list: by environment, all tags, search in name and description, expired excluded unless asked")

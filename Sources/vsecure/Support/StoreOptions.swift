@@ -46,6 +46,7 @@ struct StoreOptions: ParsableArguments {
         do { audit = try location.openAuditLog(create: true) } catch { Self.auditWarning(error) }
         let store = LocalSecretStore(vault: vault, actor: ProcessEnvironment.actor, audit: audit) { ProcessEnvironment.now }
         store.onAuditFailure = Self.auditWarning
+        store.onWarning = Console.warning
         return store
     }
 
