@@ -52,13 +52,22 @@ extension LocalVault {
         // costs its first caller a conformance lookup at run time (see StringIndex).
         var sql = ""
         for part in parts { sql += sql.isEmpty ? part : " UNION ALL " + part }
+        // Built as bytes, one allocation: string concatenation cost a launch of 100 names about
+        // 130,000 instructions.
         func jsonList(_ strings: [String]) -> String {
-            var list = "["
+            var length = 2
+            for string in strings { length += string.utf8.count + 3 }
+            var list: [UInt8] = []
+            list.reserveCapacity(length)
+            list.append(UInt8(ascii: "["))
             for (index, string) in strings.enumerated() {
-                if index > 0 { list += "," }
-                list += "\"" + string + "\""
+                if index > 0 { list.append(UInt8(ascii: ",")) }
+                list.append(UInt8(ascii: "\""))
+                list.append(contentsOf: string.utf8)
+                list.append(UInt8(ascii: "\""))
             }
-            return list + "]"
+            list.append(UInt8(ascii: "]"))
+            return String(decoding: list, as: UTF8.self)
         }
         let statement = try db.prepare(sql)
         statement.bind(1, environment.rawValue)
