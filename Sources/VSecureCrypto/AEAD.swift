@@ -69,10 +69,11 @@ public enum AEAD {
         }
     }
 
-    /// Opens `box` into a new `SecureBytes`.
-    public static func open(_ box: [UInt8], associatedData: [UInt8], key: SecureBytes) throws(Failure) -> SecureBytes {
+    /// Opens `box` into a new `SecureBytes`; `isKey` when the plaintext is a key (a wrapped data
+    /// key), which may then share the key region (`SecureBytes(keyCount:)`).
+    public static func open(_ box: [UInt8], associatedData: [UInt8], key: SecureBytes, isKey: Bool = false) throws(Failure) -> SecureBytes {
         guard let length = plaintextLength(ofBoxLength: box.count) else { throw .truncated }
-        let out = SecureBytes(count: length)
+        let out = isKey ? SecureBytes(keyCount: length) : SecureBytes(count: length)
         let result = box.withUnsafeBytes { raw in
             out.withUnsafeMutableBytes { dest in
                 Result { () throws(Failure) in try open(raw, associatedData: associatedData, key: key, into: dest) }

@@ -39,7 +39,7 @@ public enum KeyDerivation {
     /// Argon2id13 over the passphrase, giving a 32-byte key-encryption key.
     public static func argon2id(passphrase: SecureBytes, parameters: PassphraseParameters) throws(Failure) -> SecureBytes {
         Sodium.initialize()
-        let key = SecureBytes(count: AEAD.keyBytes)
+        let key = SecureBytes(keyCount: AEAD.keyBytes)
         let rc = key.withUnsafeMutableBytes { out in
             passphrase.withUnsafeBytes { pw in
                 parameters.salt.withUnsafeBufferPointer { salt in

@@ -209,7 +209,7 @@ public enum PrivateFiles {
               opened.st_size == keyFileBytes else {
             throw VSecureError(.key, "key file \(Quoted(path)) changed while it was being read")
         }
-        let key = SecureBytes(count: keyFileBytes)
+        let key = SecureBytes(keyCount: keyFileBytes)
         let complete = key.withUnsafeMutableBytes { buffer -> Bool in
             readFully(fd, into: buffer) == buffer.count
         }

@@ -3,15 +3,26 @@ import CSodium
 /// Bytes that are secret: held only in `sodium_malloc` memory (guard pages, locked, excluded
 /// from core dumps) and zeroed when released. There is no way to turn one into a `String` or
 /// an `Array` here on purpose; callers that must hand bytes to the system do so through
-/// `withUnsafeBytes`.
+/// `withUnsafeBytes`. Keys made with `init(keyCount:)` share one such region (see `KeySlots`);
+/// everything else, values above all, gets a region of its own.
 public final class SecureBytes: @unchecked Sendable {
     public let count: Int
     private let storage: UnsafeMutableRawPointer
 
-    /// `count` zero bytes.
+    /// `count` zero bytes, in a region of their own.
     public init(count: Int) {
         self.count = count
         storage = Sodium.allocate(count)
+        Sodium.wipe(storage, count: max(count, 1))
+    }
+
+    /// `count` zero bytes for a key: a fixed-size buffer that only libsodium writes (a key read
+    /// from a key file, derived, or unwrapped). Up to 64 bytes it takes a slot of the region
+    /// keys share (`KeySlots`), which saves each key the set-up and tear-down of a region of its
+    /// own; never use it for a value or for anything a request or a user supplies.
+    public init(keyCount count: Int) {
+        self.count = count
+        storage = Sodium.allocateKey(count)
         Sodium.wipe(storage, count: max(count, 1))
     }
 

@@ -55,7 +55,6 @@ public enum Sodium {
 
     static func allocate(_ count: Int) -> UnsafeMutableRawPointer {
         initialize()
-        if count <= SmallSecrets.slotBytes, let slot = SmallSecrets.take() { return slot }
         // sodium_malloc places the block against a guard page, mlocks it, and excludes it from
         // core dumps; sodium_free zeroes it before release.
         guard let pointer = sodium_malloc(max(count, 1)) else {
@@ -64,54 +63,77 @@ public enum Sodium {
         return pointer
     }
 
+    /// A key's buffer: a slot of the shared key region when one is free and `count` fits.
+    static func allocateKey(_ count: Int) -> UnsafeMutableRawPointer {
+        initialize()
+        if count > 0, count <= KeySlots.slotBytes, let slot = KeySlots.shared.take() { return slot }
+        return allocate(count)
+    }
+
     static func free(_ pointer: UnsafeMutableRawPointer) {
-        if SmallSecrets.give(back: pointer) { return }
+        if KeySlots.shared.giveBack(pointer) { return }
         sodium_free(pointer)
     }
 }
 
-/// Keys (32 bytes) and other small secrets share one `sodium_malloc` region, in 64-byte slots,
-/// instead of one region each. Each region costs a process about 40 µs on this machine kind
-/// (`mmap`, two guard-page `mprotect`s, `madvise`, `mlock`, two page faults, and their undoing
-/// on release: bench/launcher.sh's notes), and a launch holds three keys (the key file's, the
-/// data key, the audit log's). The shared region has what each had: guard pages around it,
-/// locked, left out of core dumps; a slot is zeroed when it is given back. What the keys give
-/// up is a guard page and canary of their own between one slot and the next: a write past the
-/// end of a 32-byte key would land in the next slot instead of faulting. Their writers are
-/// libsodium's functions, each of a fixed output size. When every slot is taken (a server under
-/// load can hold more at once), an allocation gets a region of its own as before.
-enum SmallSecrets {
+/// Keys (32 bytes) share one `sodium_malloc` region, in 64-byte slots, instead of a region
+/// each: a region costs a process about 40 µs on this machine kind (`mmap`, two guard-page
+/// `mprotect`s, `madvise`, `mlock`, two page faults, and their undoing on release), and a
+/// launch holds three keys (the key file's, the data key, the audit log's). The shared region
+/// has what each had: guard pages around it, locked, left out of core dumps; a slot is zeroed
+/// when it is given back. What the keys give up is a guard page and canary of their own
+/// between one slot and the next. That is why only keys come here (`SecureBytes(keyCount:)`):
+/// fixed-size buffers that libsodium fills, next to nothing a request or a user supplies. When
+/// every slot is taken, a key gets a region of its own as before.
+final class KeySlots: @unchecked Sendable {
     static let slotBytes = 64
-    static let slotCount = 32  // at most 63: the bitmask below is one UInt64
-    /// One region of `slotCount` slots, made on first use; nil if sodium_malloc failed (then
-    /// every allocation gets its own region).
-    nonisolated(unsafe) static let region: UnsafeMutableRawPointer? = sodium_malloc(slotBytes * slotCount)
-    /// Bit `i` set: slot `i` is taken.
-    private static let taken = Atomic<UInt64>(0)
+    /// The process's region, made on first use.
+    static let shared = KeySlots(slotCount: 32)
 
-    static func take() -> UnsafeMutableRawPointer? {
+    let slotCount: Int
+    /// nil if sodium_malloc failed: then every key gets a region of its own.
+    let region: UnsafeMutableRawPointer?
+    /// Bit `i` set: slot `i` is taken.
+    private let taken = Atomic<UInt64>(0)
+
+    init(slotCount: Int) {
+        precondition(slotCount > 0 && slotCount < 64, "the taken-slot mask is one UInt64")
+        self.slotCount = slotCount
+        region = sodium_malloc(Self.slotBytes * slotCount)
+    }
+
+    deinit { if let region { sodium_free(region) } }
+
+    func take() -> UnsafeMutableRawPointer? {
         guard let region else { return nil }
+        let all: UInt64 = (1 << UInt64(slotCount)) - 1
         var current = taken.load(ordering: .relaxed)
         while true {
-            let free = ~current & ((1 << UInt64(slotCount)) - 1)
+            let free = ~current & all
             guard free != 0 else { return nil }
             let slot = free.trailingZeroBitCount
             let (exchanged, original) = taken.compareExchange(expected: current, desired: current | (1 << UInt64(slot)),
                                                               successOrdering: .acquiring, failureOrdering: .relaxed)
-            if exchanged { return region + slot * slotBytes }
+            if exchanged { return region + slot * Self.slotBytes }
             current = original
         }
     }
 
-    /// Zeroes and frees `pointer`'s slot; false when `pointer` is not one.
-    static func give(back pointer: UnsafeMutableRawPointer) -> Bool {
-        guard let region, pointer >= region, pointer < region + slotBytes * slotCount else { return false }
-        let slot = (pointer - region) / slotBytes
-        sodium_memzero(region + slot * slotBytes, slotBytes)
-        taken.bitwiseAnd(~(UInt64(1) << UInt64(slot)), ordering: .releasing)
+    /// Zeroes and frees `pointer`'s slot; false when `pointer` is not in the region. A pointer
+    /// inside it that is not the start of a taken slot is a double free or a stray pointer:
+    /// the process stops, as sodium_free stops it for a damaged canary.
+    func giveBack(_ pointer: UnsafeMutableRawPointer) -> Bool {
+        guard let region, pointer >= region, pointer < region + Self.slotBytes * slotCount else { return false }
+        let offset = pointer - region
+        precondition(offset % Self.slotBytes == 0, "a pointer into the key region that is not a slot")
+        let bit = UInt64(1) << UInt64(offset / Self.slotBytes)
+        precondition(taken.load(ordering: .acquiring) & bit != 0, "a key slot given back twice")
+        sodium_memzero(pointer, Self.slotBytes)
+        let before = taken.bitwiseAnd(~bit, ordering: .releasing).oldValue
+        precondition(before & bit != 0, "a key slot given back twice")
         return true
     }
 
     /// Slots taken now (tests).
-    static var takenCount: Int { taken.load(ordering: .acquiring).nonzeroBitCount }
+    var takenCount: Int { taken.load(ordering: .acquiring).nonzeroBitCount }
 }

@@ -160,7 +160,7 @@ public final class LocalSecretStore: SecretStore {
 
     /// Names the secret, never a value.
     public static func purgeResidueWarning(_ name: SecretName, _ environment: EnvironmentName) -> String {
-        "\(name) in \(environment) is purged, but another program was reading the vault and kept SQLite from "
+        "\(name) in \(environment) is purged, but another connection was still using the vault and kept SQLite from "
             + "truncating its write-ahead log: old encrypted copies of its versions remain in the vault's files until "
             + "the log is copied back, which the last read-write connection to close the vault does "
             + "(once no other program has it open, the next `vsecure` command will)"

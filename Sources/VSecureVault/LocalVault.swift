@@ -169,11 +169,12 @@ public final class LocalVault {
         for suffix in ["", "-wal", "-shm", "-journal"] { removeFile(path + suffix) }
     }
 
-    /// True after a purge whose checkpoint could not finish (another connection was reading
-    /// and kept on past the busy timeout): the purged versions are gone from the vault's
-    /// tables, but old copies of their pages (ciphertext) may remain in `vault.db-wal` or in
-    /// `vault.db` until a later checkpoint copies the WAL back. The last read-write connection
-    /// to close the vault does that. False again once a checkpoint finishes.
+    /// True after a purge whose checkpoint could not finish (another connection still used the
+    /// WAL past the busy timeout): the purged versions are gone from the vault's tables, but old
+    /// copies of their pages (ciphertext) may remain in `vault.db-wal` or in `vault.db` until a
+    /// later checkpoint copies the WAL back. The last read-write connection to close the vault
+    /// does that. False again once a checkpoint finishes. For a purge inside `atomically`, it
+    /// tells once the batch has committed.
     public var purgedPagesMayRemain: Bool { !db.lastCheckpointComplete }
 
     /// For tests that play a reader holding the vault past the writer's patience.
@@ -292,7 +293,8 @@ public final class LocalVault {
         }
         let dataKey: SecureBytes
         do {
-            dataKey = try AEAD.open(wrapped, associatedData: VaultFormat.dataKeyAssociatedData(vaultID: vaultID, protection: protection), key: kek)
+            dataKey = try AEAD.open(wrapped, associatedData: VaultFormat.dataKeyAssociatedData(vaultID: vaultID, protection: protection),
+                                    key: kek, isKey: true)
         } catch {
             switch protection {
             case .keyFile:

@@ -216,8 +216,9 @@ final class SQLiteDatabase {
     /// Runs `body` in a transaction. Writers use IMMEDIATE so that two processes queue on the
     /// write lock at BEGIN (honouring the busy timeout) instead of deadlocking on upgrade.
     /// Nested calls become savepoints, so a batch of operations commits or fails as one.
-    /// Starts a read transaction that lasts until the connection closes (a single-read vault:
-    /// see `LocalVault.open`), and its snapshot with it (a deferred `BEGIN` alone would take
+    /// Starts a read transaction that lasts until the connection closes or
+    /// `releaseReadTransaction` ends it (a single-read vault: see `LocalVault.open`), and its
+    /// snapshot with it (a deferred `BEGIN` alone would take
     /// the snapshot at the next read); `transaction` inside it makes savepoints.
     func holdReadTransaction() throws(VSecureError) {
         try run("BEGIN")
@@ -226,8 +227,9 @@ final class SQLiteDatabase {
     }
 
     /// Ends the read transaction `holdReadTransaction` began (and lets go of its snapshot).
+    /// Called outside any other transaction or savepoint; inside one the snapshot would stay.
     func releaseReadTransaction() throws(VSecureError) {
-        guard transactionDepth == 1 else { return }
+        precondition(transactionDepth == 1, "releaseReadTransaction inside another transaction")
         try run("COMMIT")
         transactionDepth = 0
     }
@@ -255,9 +257,10 @@ final class SQLiteDatabase {
 
     private var checkpointAfterCommit = false
 
-    /// False when the last `checkpointAndTruncateWAL` could not finish: another connection's
-    /// read transaction (held past the busy timeout) still needed frames of the WAL, so they
-    /// were neither all copied back nor truncated away.
+    /// False when the last `checkpointAndTruncateWAL` could not finish: another connection
+    /// still using the WAL past the busy timeout (a reader on an older snapshot, or a writer)
+    /// kept its frames from being all copied back and truncated away. Inside a transaction the
+    /// checkpoint waits for the outermost commit, and this tells its outcome from then on.
     private(set) var lastCheckpointComplete = true
 
     /// Copies the WAL into the database and truncates it, so freed (and, with secure_delete,
@@ -267,6 +270,8 @@ final class SQLiteDatabase {
     func checkpointAndTruncateWAL() throws(VSecureError) {
         if transactionDepth > 0 {
             checkpointAfterCommit = true
+            // Not known until the outermost commit; no earlier checkpoint's answer stands for it.
+            lastCheckpointComplete = true
         } else {
             try truncatingCheckpoint()
         }

@@ -1,5 +1,6 @@
+import Foundation
 import Testing
-import VSecureCore
+@testable import VSecureCore
 
 @Suite("StringIndex (the launcher's set of names)")
 struct StringIndexTests {
@@ -54,5 +55,16 @@ struct StringIndexTests {
         #expect(index.count == keys.count)
         for (number, key) in keys.enumerated() { #expect(index.index(of: key) == number) }
         #expect(!index.contains(String(repeating: "a", count: 41)))
+    }
+
+    @Test("names that differ only in their last characters spread over the low bits the table masks")
+    func hashSpread() {
+        // 1,000 names into 1,024 buckets: a uniform hash fills about 632; a hash whose low
+        // bits ignore the last bytes (the first version's) fills a handful.
+        for format in ["S%06d", "API_KEY_%d", "production/DATABASE_URL_%d"] {
+            var buckets = Set<Int>()
+            for n in 0..<1_000 { buckets.insert(StringIndex.hash(String(format: format, n)) & 1_023) }
+            #expect(buckets.count > 560, "\(format): \(buckets.count) buckets")
+        }
     }
 }

@@ -78,9 +78,10 @@ struct SingleReadTests {
         var checkpointBusy: Int64 = -1
         let keys = KeySource(keyFilePath: "/nonexistent/vsecure-test.key", passphrase: { () throws(VSecureError) -> SecureBytes in
             // The reader has read the header by now. A commit and a full checkpoint go through
-            // only if it holds no snapshot (this connection has no busy timeout: it answers at once).
+            // only if it holds no snapshot (no busy timeout here: the checkpoint answers at once).
             do { _ = try writer.change("API_KEY", to: utf8("two")) } catch { throw VSecureError(.internalError, "\(error)") }
             let other = try SQLiteDatabase(path: vaultPath, create: false)
+            other.setBusyTimeout(milliseconds: 0)
             let statement = try other.prepare("PRAGMA wal_checkpoint(TRUNCATE)")
             if try statement.step() { checkpointBusy = statement.int64(0) }
             return passphrase("pw")
