@@ -10,8 +10,11 @@ import VSecureStore
 import VSecureVault
 
 /// Rotations on the server: the route that rotates now and the schedule. They run on a write
-/// connection of their own, on NIO's blocking thread pool, so a rotation command that takes a
-/// minute holds neither the service actor (every other write) nor a cooperative thread. The
+/// connection of their own, on a thread of their own, so a rotation command that takes a minute
+/// holds neither the service actor (every other write), nor a cooperative thread, nor a thread
+/// of NIO's shared blocking pool (two threads on two cores, which audit verification also
+/// needs: two slow commands used to hold it all). Rotations queue on that one thread, as they
+/// queued on the connection's lock before. The
 /// due check and the claim are `LocalVault.rotate`'s, the same as `vsecure rotation:run`'s, so
 /// the server and a CLI run on the same store never rotate a secret twice.
 public final class SecretRotator: Sendable {
@@ -26,6 +29,8 @@ public final class SecretRotator: Sendable {
     /// The `Idempotency-Key`s of `POST …/rotate` requests still running (see
     /// `SecretService.idempotent(_:context:bodyBytes:claims:running:)`).
     let requestClaims = IdempotencyClaims()
+    /// The thread rotations run on.
+    private let worker: NIOThreadPool
 
     /// `open` makes the rotator's own read-write connection to the vault.
     public init(settings: ServerRotationSettings, clock: @escaping @Sendable () -> Timestamp, audit: AuditTrail? = nil,
@@ -34,6 +39,12 @@ public final class SecretRotator: Sendable {
         self.settings = settings
         self.clock = clock
         self.audit = audit
+        worker = NIOThreadPool(numberOfThreads: 1)
+        worker.start()
+    }
+
+    deinit {
+        worker.shutdownGracefully { _ in }
     }
 
     /// The audit entry of a rotation or a failed one; nil for a skipped one.
@@ -55,11 +66,11 @@ public final class SecretRotator: Sendable {
     /// The actor named in version records for the schedule's rotations.
     static let scheduleActor = "vsecure-server (rotation schedule)"
 
-    /// Runs `body` with the connection on the blocking pool.
+    /// Runs `body` with the connection on the rotator's thread.
     private func blocking<T: Sendable>(_ body: @escaping @Sendable (LocalVault) throws(VSecureError) -> T) async throws(VSecureError) -> T {
         let outcome: Result<T, VSecureError>
         do {
-            outcome = try await NIOThreadPool.singleton.runIfActive { [self] in
+            outcome = try await worker.runIfActive { [self] in
                 self.connection.withLock { (vault: inout LocalVault) -> Result<T, VSecureError> in
                     Result { () throws(VSecureError) -> T in try body(vault) }
                 }

@@ -148,6 +148,51 @@ extension RotationRouteTests {
         #expect(try await server.versionCount("FAILS") == 2)
     }
 
+    @Test("rotation commands that wait on one server do not hold up a rotation on another (each rotator has its own thread)")
+    func rotatorsDoNotShareThreads() async throws {
+        let (directory, allowed) = try commandDirectory()
+        let started = directory.file("started"), release = directory.file("release")
+        // Signals that it runs, then waits (at most 30 s) until the test lets it finish.
+        let slow = try directory.write("slow.sh", """
+            cat >/dev/null
+            : > "$1"
+            i=0
+            while [ ! -e "$2" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done
+            printf 'slow-new-value'
+            """)
+        let quick = try directory.write("quick.sh", "cat >/dev/null\nprintf 'quick-new-value'\n")
+        var settings = ServerRotationSettings()
+        try settings.allowCommands(in: allowed)
+        let busy = try ServerFixture.make(rotation: settings), other = try ServerFixture.make(rotation: settings)
+        try await busy.test { busyClient in
+            // Two waiting rotations: as many as NIO's shared blocking pool has threads here.
+            for name in ["SLOW_A", "SLOW_B"] {
+                try await busyClient.createSecret(name, value: "v-\(name)", key: busy.admin, extra: [
+                    "rotationPolicy": ["period": "1d", "command": [allowed + "/sh", slow, started, release]],
+                ])
+            }
+            async let first = busyClient.send(.post, "/v1/security/secrets/SLOW_A/rotate", key: busy.admin)
+            async let second = busyClient.send(.post, "/v1/security/secrets/SLOW_B/rotate", key: busy.admin)
+            let deadline = Date().addingTimeInterval(30)
+            while !FileManager.default.fileExists(atPath: started), Date() < deadline { try await Task.sleep(for: .milliseconds(20)) }
+            #expect(FileManager.default.fileExists(atPath: started), "the first slow command did not start")
+
+            try await other.test { client in
+                try await client.createSecret("QUICK", value: "v-quick", key: other.admin, extra: [
+                    "rotationPolicy": ["period": "1d", "command": [allowed + "/sh", quick]],
+                ])
+                let clock = ContinuousClock(), began = clock.now
+                let rotated = try await client.send(.post, "/v1/security/secrets/QUICK/rotate", key: other.admin)
+                #expect(rotated.status == .ok, "\(rotated)")
+                #expect(!FileManager.default.fileExists(atPath: release), "answered only once the slow commands were let go")
+                #expect(clock.now - began < .seconds(10))
+            }
+            #expect(FileManager.default.createFile(atPath: release, contents: nil))
+            #expect(try await first.status == .ok)
+            #expect(try await second.status == .ok)
+        }
+    }
+
     @Test("while a rotate with an Idempotency-Key runs, the same key is 409 inProgress; once it has answered, a replay")
     func rotateConcurrentRetry() async throws {
         let (directory, allowed) = try commandDirectory()
