@@ -128,6 +128,36 @@ struct LaunchBehaviourTests {
         #expect(keptEnv["SHARED"] == Array("inherited".utf8))
     }
 
+    @Test("inherited names compare as bytes: names that are not UTF-8 stay apart, and the first of a name wins")
+    func inheritedNamesAreBytes() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("SHARED", "from-vault")
+        try fixture.manifest("version: 1\nsecrets: [SHARED]\n")
+        let badFirst = Array("X".utf8) + [0xFF] + Array("=first".utf8)
+        let badOther = Array("X".utf8) + [0xFE] + Array("=other".utf8)
+        let badAgain = Array("X".utf8) + [0xFF] + Array("=again".utf8)
+        let replacement = Array("X\u{FFFD}=valid".utf8) // what both bad names would decode to
+        let entries = [badFirst, badOther, badAgain, replacement, Array("TWICE=first".utf8), Array("TWICE=second".utf8),
+                       Array("SHARED=inherited".utf8)]
+        func childEntries(_ options: [String]) throws -> [[UInt8]] {
+            let result = try runProcess(Binaries.vsecureRun, ["--env", "production"] + options + ["--", "/usr/bin/env", "-0"],
+                                        environment: fixture.vault.environment(.environment), rawEntries: entries,
+                                        workingDirectory: fixture.directory.path, timeout: 60)
+            #expect(result.status == 0, "\(result)")
+            return result.stdout.split(separator: 0).map(Array.init)
+        }
+        func named(_ prefix: String, in child: [[UInt8]]) -> [[UInt8]] { child.filter { $0.starts(with: Array(prefix.utf8)) } }
+
+        let child = try childEntries([])
+        #expect(named("X", in: child) == [badFirst, badOther, replacement], "each distinct name once, the first occurrence")
+        #expect(named("TWICE=", in: child) == [Array("TWICE=first".utf8)])
+        #expect(named("SHARED=", in: child) == [Array("SHARED=from-vault".utf8)])
+        // --keep takes variable names only, so no name that is not UTF-8 is ever kept.
+        let clean = try childEntries(["--clean-env", "--keep", "TWICE"])
+        #expect(named("X", in: clean) == [])
+        #expect(named("TWICE=", in: clean) == [Array("TWICE=first".utf8)])
+    }
+
     @Test("--clean-env keeps only secrets, --keep variables and the run id")
     func cleanEnvironment() throws {
         let fixture = try LaunchFixture()

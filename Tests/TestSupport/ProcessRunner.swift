@@ -34,10 +34,12 @@ public func minimalEnvironment(home: String) -> [String: String] {
 }
 
 /// Runs `executable` with `arguments` and exactly `environment`, and collects its output;
-/// stdout and stderr are pipes. The child leads its own process group: after `timeout` seconds
+/// stdout and stderr are pipes. `rawEntries` are appended to the environment block as given,
+/// in order: `NAME=VALUE` bytes that a dictionary of strings cannot hold (a name that is not
+/// UTF-8, the same name twice). The child leads its own process group: after `timeout` seconds
 /// the whole group (a shell and everything it started) is killed with SIGKILL.
 public func runProcess(_ executable: String, _ arguments: [String], environment: [String: String],
-                       stdin: StandardInput = .null, workingDirectory: String? = nil,
+                       rawEntries: [[UInt8]] = [], stdin: StandardInput = .null, workingDirectory: String? = nil,
                        timeout: TimeInterval = 120) throws -> ProcessResult {
     let outPipe = try PipePair(), errPipe = try PipePair()
     var inPipe: PipePair?
@@ -50,7 +52,7 @@ public func runProcess(_ executable: String, _ arguments: [String], environment:
         redirections.append(.dup(pipe.read, 0))
         inPipe = pipe
     }
-    let pid = try Spawn.start(executable, arguments, environment: environment, redirections: redirections,
+    let pid = try Spawn.start(executable, arguments, environment: environment, rawEntries: rawEntries, redirections: redirections,
                               workingDirectory: workingDirectory)
     // The parent's copies of the child's ends must go, or the readers never see end of file.
     outPipe.closeWrite()
@@ -109,7 +111,7 @@ enum Spawn {
         case open(String, Int32, mode_t)
     }
 
-    static func start(_ executable: String, _ arguments: [String], environment: [String: String],
+    static func start(_ executable: String, _ arguments: [String], environment: [String: String], rawEntries: [[UInt8]] = [],
                       redirections: [Redirection], workingDirectory: String? = nil) throws -> pid_t {
         _ = ignoreSIGPIPE
         var attributes = posix_spawnattr_t()
@@ -144,8 +146,16 @@ enum Spawn {
         }
 
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
-        let envp: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
-        defer { for pointer in argv + envp { free(pointer) } }
+        let raw: [UnsafeMutablePointer<CChar>?] = rawEntries.map { entry in
+            let copy = UnsafeMutablePointer<CChar>.allocate(capacity: entry.count + 1)
+            for (offset, byte) in entry.enumerated() { copy[offset] = CChar(bitPattern: byte) }
+            copy[entry.count] = 0
+            return copy
+        }
+        defer { for pointer in raw { pointer?.deallocate() } }
+        let named: [UnsafeMutablePointer<CChar>?] = environment.map { strdup("\($0.key)=\($0.value)") }
+        defer { for pointer in argv + named { free(pointer) } }
+        let envp = named + raw + [nil]
         var pid: pid_t = 0
         let rc = descriptorLock.withLock { posix_spawn(&pid, executable, &actions, &attributes, argv, envp) }
         guard rc == 0 else { throw TestFailure("cannot start \(executable): \(String(cString: strerror(rc)))") }
