@@ -42,8 +42,9 @@ enum HTTPExchange {
         var body: LockedBuffer
         /// The answer's `Retry-After`, in seconds (0 when there is none).
         var retryAfterSeconds = 0
-        /// A 503 to a request that may not run twice: the server may have carried it out
-        /// before failing (it answers 503 when the audit entry, written after, cannot be).
+        /// A 503 to a request that may not run twice. A vsecure server rolls a change back when
+        /// its audit entry cannot be written, but a proxy in between, or an older server, may
+        /// answer 503 after the change ran, so the client cannot tell.
         var outcomeUnknown = false
     }
 

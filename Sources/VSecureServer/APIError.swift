@@ -100,6 +100,20 @@ public struct APIError: Error, Sendable {
 
 /// Turns every thrown error into the API's error shape, so no handler path can answer with
 /// another format or leak an internal description.
+/// Refuses a request whose declared `Content-Length` passes the body cap (413) before any route
+/// runs, including routes that take no body. A chunked body is cut off by the routes that read
+/// one (`JSONBody.collect`); the others never read theirs.
+struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
+    let limit: Int
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > limit {
+            throw APIError(.payloadTooLarge, "the request body is \(length) bytes; the limit is \(limit)")
+        }
+        return try await next(request, context)
+    }
+}
+
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {

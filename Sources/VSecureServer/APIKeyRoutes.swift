@@ -73,14 +73,14 @@ struct APIKeyRoutes {
         }
         if owner.id != caller.userID { _ = try context.require(.usersManage) }
         if owner.isDisabled { throw APIError(.conflict, "the user \(owner.name) is disabled") }
-        let (key, token, now) = try await service.withRegistry { registry, now throws(VSecureError) in
+        let (key, token, now) = try await service.changeRegistry { registry, now throws(VSecureError) in
             let expiry = try expiresIn.map { (text: String) throws(VSecureError) in now.adding(try SecretDuration(parsing: text)) }
             let (key, token) = try registry.createKey(name: name, scopes: Array(Set(scopes)).sorted(), environments: environments,
                                                       expiresAt: expiry, userID: owner.id, now: now)
-            return (key, token, now)
+            return ((key, token, now), [context.auditEvent(.apiKeys, .created, name: key.id,
+                                                           details: [("user", owner.name), ("scopes", key.scopes.joined(separator: ","))],
+                                                           now: now)])
         }
-        try await service.record(context.auditEvent(.apiKeys, .created, name: key.id,
-                                                    details: [("user", owner.name), ("scopes", key.scopes.joined(separator: ","))], now: now))
         return JSONResponse.make(Self.json(key, token: token, now: now, user: owner.name), status: .created)
     }
 
@@ -98,9 +98,11 @@ struct APIKeyRoutes {
         let caller = try context.require(.apiKeysManage)
         let id = context.parameters.get("id") ?? ""
         try await requireCovers(caller, id: id)
-        let revoked = try await service.withRegistry { registry, now throws(VSecureError) in try registry.revokeKey(id: id, now: now) }
+        let revoked = try await service.changeRegistry { registry, now throws(VSecureError) in
+            let revoked = try registry.revokeKey(id: id, now: now)
+            return (revoked, revoked ? [context.auditEvent(.apiKeys, .revoked, name: id, now: now)] : [])
+        }
         guard revoked else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
-        try await service.record(context.auditEvent(.apiKeys, .revoked, name: id, now: service.clock()))
         return Response(status: .noContent)
     }
 
@@ -108,12 +110,13 @@ struct APIKeyRoutes {
         let caller = try context.require(.apiKeysManage)
         let id = context.parameters.get("id") ?? ""
         try await requireCovers(caller, id: id)
-        let rotated = try await service.withRegistry { registry, now throws(VSecureError) -> (ServerRegistry.APIKey, String, Timestamp)? in
-            try registry.rotateKey(id: id, now: now).map { ($0.0, $0.1, now) }
+        typealias Rotated = (key: ServerRegistry.APIKey, token: String, now: Timestamp, owner: String?)
+        let rotated = try await service.changeRegistry { registry, now throws(VSecureError) -> (Rotated?, [AuditEvent]) in
+            guard let (key, token) = try registry.rotateKey(id: id, now: now) else { return (nil, []) }
+            return ((key, token, now, try registry.user(reference: key.userID)?.name), [context.auditEvent(.apiKeys, .rotated, name: id, now: now)])
         }
-        guard let (key, token, now) = rotated else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
-        try await service.record(context.auditEvent(.apiKeys, .rotated, name: id, now: now))
-        return JSONResponse.make(Self.json(key, token: token, now: now))
+        guard let (key, token, now, owner) = rotated else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
+        return JSONResponse.make(Self.json(key, token: token, now: now, user: owner))
     }
 
     /// A key may rotate or revoke only keys that hold no more than it does: a rotation hands over

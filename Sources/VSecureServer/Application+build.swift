@@ -36,6 +36,7 @@ public func buildRouter(service: SecretService, limits: ServerLimits, table: Rou
     // Outside the error middleware, so that refusals and errors are logged too, with their status.
     router.add(middleware: RequestLogMiddleware())
     router.add(middleware: ErrorMiddleware())
+    router.add(middleware: BodyLimitMiddleware(limit: limits.maxBodyBytes))
     router.get("health") { _, _ in JSONResponse.make(.object([("status", .string("ok"))])) }
     router.get("ready") { _, _ in
         await service.isReady() ? JSONResponse.make(.object([("status", .string("ready"))]))

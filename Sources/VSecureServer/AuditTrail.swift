@@ -1,3 +1,4 @@
+import Dispatch
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -78,6 +79,27 @@ public final class AuditTrail: Sendable {
         } catch {
             throw VSecureError(.io, "the audit log could not be written")
         }
+    }
+
+    /// Appends `events` and blocks the calling thread until they are durable, joining the group
+    /// commit like any other request. For the store actor, which runs on a serial dispatch queue
+    /// of its own, to record a change inside the change's own transaction (`SecretService.changeVault`);
+    /// never call it on an event loop or a cooperative thread. Throws as `record` does.
+    public func recordNow(_ events: [AuditEvent]) throws(VSecureError) {
+        guard !events.isEmpty else { return }
+        precondition(MultiThreadedEventLoopGroup.currentEventLoop == nil, "recordNow blocks; it must not run on an event loop")
+        let handoff = Handoff()
+        enqueue(Waiting(events: events, resumption: .callback({ result in
+            handoff.outcome.withLock { $0 = result }
+            handoff.done.signal()
+        }), loop: nil))
+        handoff.done.wait()
+        try handoff.outcome.withLock { $0 }!.get()
+    }
+
+    private final class Handoff: Sendable {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = Mutex<Result<Void, VSecureError>?>(nil)
     }
 
     /// Appends `events` and calls `completion` on `loop` once they are durable, or with the

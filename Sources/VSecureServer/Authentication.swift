@@ -45,10 +45,16 @@ struct AuthenticationMiddleware: RouterMiddleware {
     /// Failed authentications per client address (see `ServerLimits.failedAuthPerAddress`).
     let failures: RateLimiter
 
-    static let queryTokenNames: Set<String> = ["api_key", "apikey", "apiKey", "token", "access_token", "key", "authorization"]
+    static let queryTokenNames: Set<String> = ["api_key", "apikey", "token", "access_token", "key", "authorization"]
+
+    /// A query parameter named like a credential, compared after percent-decoding and without
+    /// regard to case (`api%5Fkey` and `API_KEY` are `api_key` to most frameworks).
+    static func isTokenName(_ key: Substring) -> Bool {
+        queryTokenNames.contains(percentDecoded(String(key)).lowercased())
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
-        if request.uri.queryParameters.contains(where: { Self.queryTokenNames.contains(String($0.key)) }) {
+        if request.uri.queryParameters.contains(where: { Self.isTokenName($0.key) }) {
             try await refuse("api_key_in_url", token: nil, context: context,
                              APIError(.authenticationRequired, "API keys are accepted only in the Authorization header, never in the URL"))
         }

@@ -37,22 +37,33 @@ extension ServerContext {
     @discardableResult
     func authorize(_ action: AccessAction, environment: EnvironmentName, names: [SecretName],
                    service: SecretService) async throws -> ServerRegistry.APIKey {
-        guard let key = apiKey else { throw APIError.unauthenticated }
         let firstPath = names.first.map { secretPath(environment, $0) } ?? "\(environment.rawValue)/*"
-        guard key.scopes.contains(action.scope.rawValue) else {
-            try await service.recordDenial(action: action, path: firstPath, reason: "scope", context: self)
-            throw APIError(.permissionDenied, "this API key lacks the scope \(action.scope.rawValue)", details: ["scope": action.scope.rawValue])
-        }
-        if let allowed = key.environments, !allowed.contains(environment) {
-            try await service.recordDenial(action: action, path: firstPath, reason: "environment", context: self)
-            throw APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
-                           details: ["environment": environment.rawValue])
-        }
+        let key = try await requireScope(action, environment: environment, path: firstPath, service: service)
         let now = service.clock()
         for name in names {
             let path = secretPath(environment, name)
             let decision = decide(action, path: path, now: now)
             guard decision.allowed else { try await deny(action, path: path, decision: decision, service: service) }
+        }
+        return key
+    }
+
+    /// The key's scope for `action` and its environment limit (when `environment` is given),
+    /// for routes that check them before they know each path (batches, listings). A denial is
+    /// recorded like any other, under `path` (default `ENVIRONMENT/*`, or `*`).
+    @discardableResult
+    func requireScope(_ action: AccessAction, environment: EnvironmentName?, path: String? = nil,
+                      service: SecretService) async throws -> ServerRegistry.APIKey {
+        guard let key = apiKey else { throw APIError.unauthenticated }
+        let path = path ?? environment.map { "\($0.rawValue)/*" } ?? "*"
+        guard key.scopes.contains(action.scope.rawValue) else {
+            try await service.recordDenial(action: action, path: path, reason: "scope", context: self)
+            throw APIError(.permissionDenied, "this API key lacks the scope \(action.scope.rawValue)", details: ["scope": action.scope.rawValue])
+        }
+        if let environment, let allowed = key.environments, !allowed.contains(environment) {
+            try await service.recordDenial(action: action, path: path, reason: "environment", context: self)
+            throw APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
+                           details: ["environment": environment.rawValue])
         }
         return key
     }

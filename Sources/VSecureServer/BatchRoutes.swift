@@ -25,7 +25,7 @@ struct BatchRoutes {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["names", "environment", "tags", "tagSelections", "allowExpired"])
         let environment = try service.environment(try body.string("environment"))
-        _ = try context.require(.secretsRead, environment: environment)
+        try await context.requireScope(.read, environment: environment, service: service)
         let runID = request.headers[Self.runIDHeader].flatMap { RequestIDMiddleware.isValidID($0) ? $0 : nil }
         var names: [SecretName] = []
         let nameTexts = try body.strings("names") ?? []
@@ -92,7 +92,7 @@ struct BatchRoutes {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["environment", "secrets"])
         let environment = try service.environment(try body.string("environment"))
-        _ = try context.require(.secretsWrite, environment: environment)
+        try await context.requireScope(.write, environment: environment, service: service)
         guard case .array(let entries)? = body["secrets"], !entries.isEmpty else {
             throw APIError(.validationError, "field 'secrets' must be a non-empty list")
         }
@@ -119,53 +119,58 @@ struct BatchRoutes {
         }
         try await context.authorize(.write, environment: environment, names: items.map(\.name), service: service)
         let batch = items
-        let written = Captured<[AuditEvent]>()
-        let entry = context.auditEvent(.secrets, .updated, environment: environment, now: service.clock())
-        let response = try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+        let template = context.auditEvent(.secrets, .updated, environment: environment, now: service.clock())
+        // All or nothing, with its entries: `idempotent` runs it in one transaction.
+        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             var created: [JSONValue] = [], updated: [JSONValue] = [], unchanged: [JSONValue] = []
-            try vault.atomically { () throws(VSecureError) in
-                for item in batch {
-                    let expiry = try parseExpiry(expiresIn: item.expiresIn, expiresAt: item.expiresAt, now: now)
-                    try item.value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                        if let current = try vault.currentFingerprint(environment: environment, name: item.name) {
-                            var change = AttributeChange()
-                            change.replaceTags = item.tags
-                            change.setMetadata = item.metadata
-                            if let expiry { change.expiresAt = .some(expiry) }
-                            if let description = item.description { change.description = .some(description) }
-                            let same = current == vault.fingerprint(of: raw)
-                            _ = try vault.update(environment: environment, name: item.name, value: same ? nil : raw, change: change,
-                                                 ifVersion: nil, actor: context.actorName, now: now)
-                            if same { unchanged.append(.string(item.name.rawValue)) } else { updated.append(.string(item.name.rawValue)) }
+            var createdEntries: [AuditEvent] = [], updatedEntries: [AuditEvent] = [], unchangedEntries: [AuditEvent] = []
+            // Each entry names the version the secret is at after the batch.
+            func entry(_ action: AuditEvent.Action, _ name: SecretName, version: Int) -> AuditEvent {
+                var event = template
+                event.action = action
+                event.name = name.rawValue
+                event.version = version
+                event.time = now
+                return event
+            }
+            for (index, item) in batch.enumerated() {
+                let expiry: Timestamp?
+                do throws(VSecureError) {
+                    expiry = try parseExpiry(expiresIn: item.expiresIn, expiresAt: item.expiresAt, now: now)
+                } catch {
+                    throw VSecureError(error.status, "secrets[\(index)]: \(error.message)", hints: error.hints)
+                }
+                try item.value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                    if let current = try vault.currentFingerprint(environment: environment, name: item.name) {
+                        var change = AttributeChange()
+                        change.replaceTags = item.tags
+                        change.setMetadata = item.metadata
+                        if let expiry { change.expiresAt = .some(expiry) }
+                        if let description = item.description { change.description = .some(description) }
+                        let same = current == vault.fingerprint(of: raw)
+                        let result = try vault.update(environment: environment, name: item.name, value: same ? nil : raw, change: change,
+                                                      ifVersion: nil, actor: context.actorName, now: now)
+                        if same {
+                            unchanged.append(.string(item.name.rawValue))
+                            unchangedEntries.append(entry(.updated, item.name, version: result.secret.currentVersion))
                         } else {
-                            try vault.create(environment: environment, name: item.name, value: raw,
-                                             attributes: SecretAttributes(tags: item.tags ?? [], metadata: item.metadata, expiresAt: expiry,
-                                                                          description: item.description),
-                                             actor: context.actorName, now: now)
-                            created.append(.string(item.name.rawValue))
+                            updated.append(.string(item.name.rawValue))
+                            updatedEntries.append(entry(.updated, item.name, version: result.secret.currentVersion))
                         }
+                    } else {
+                        let secret = try vault.create(environment: environment, name: item.name, value: raw,
+                                                      attributes: SecretAttributes(tags: item.tags ?? [], metadata: item.metadata, expiresAt: expiry,
+                                                                                   description: item.description),
+                                                      actor: context.actorName, now: now)
+                        created.append(.string(item.name.rawValue))
+                        createdEntries.append(entry(.created, item.name, version: secret.currentVersion))
                     }
                 }
             }
-            func events(_ names: [JSONValue], _ action: AuditEvent.Action) -> [AuditEvent] {
-                names.compactMap { name in
-                    guard case .string(let text) = name else { return nil }
-                    var event = entry
-                    event.action = action
-                    event.name = text
-                    event.time = now
-                    return event
-                }
-            }
-            written.set(events(created, .created) + events(updated, .updated) + events(unchanged, .updated))
-            return (.ok, .object([("environment", .string(environment.rawValue)), ("created", .array(created)),
-                                  ("updated", .array(updated)), ("unchanged", .array(unchanged))]))
+            return AuditedAnswer(status: .ok,
+                                 body: .object([("environment", .string(environment.rawValue)), ("created", .array(created)),
+                                                ("updated", .array(updated)), ("unchanged", .array(unchanged))]),
+                                 events: createdEntries + updatedEntries + unchangedEntries)
         }
-        if let events = written.value, !events.isEmpty {
-            do { try await service.audit.record(events) } catch {
-                throw APIError.auditUnavailable
-            }
-        }
-        return response
     }
 }

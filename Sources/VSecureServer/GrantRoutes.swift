@@ -51,22 +51,16 @@ struct GrantRoutes {
             throw APIError(.validationError, "give either 'duration' (e.g. 1h) or 'expiresAt': a grant always ends")
         }
         let createdBy = context.auditActor.user ?? context.apiKey?.id ?? "unknown"
-        let created = Captured<(ServerRegistry.GrantRecord, ServerRegistry.User)>()
-        let response = try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
+        return try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
             guard let user = try registry.user(reference: userText) else { throw VSecureError(.notFound, "no user \(Quoted(userText))") }
             let expiresAt = try parseExpiry(expiresIn: duration, expiresAt: expiresAtText, now: now)!
             let grant = try registry.createGrant(userID: user.id, pattern: pattern.text, action: action.rawValue, expiresAt: expiresAt,
                                                  createdBy: createdBy, now: now)
-            created.set((grant, user))
-            return (.created, Self.json(grant, user: user.name, now: grant.createdAt))
+            return AuditedAnswer(status: .created, body: Self.json(grant, user: user.name, now: grant.createdAt),
+                                 events: [context.auditEvent(.grants, .created, name: grant.id,
+                                                             details: [("user", user.name), ("path", grant.pattern), ("action", grant.action),
+                                                                       ("expiresAt", grant.expiresAt.iso8601)], now: grant.createdAt)])
         }
-        // A replay created nothing: no second entry.
-        if case let (grant, user)? = created.value {
-            try await service.record(context.auditEvent(.grants, .created, name: grant.id,
-                                                        details: [("user", user.name), ("path", grant.pattern), ("action", grant.action),
-                                                                  ("expiresAt", grant.expiresAt.iso8601)], now: grant.createdAt))
-        }
-        return response
     }
 
     /// `?name=&environment=` (grants whose pattern matches that secret), `?user=`,
@@ -101,11 +95,11 @@ struct GrantRoutes {
     @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
         _ = try context.require(.grantsManage)
         let id = context.parameters.get("id") ?? ""
-        let (revoked, now) = try await service.withRegistry { registry, now throws(VSecureError) in
-            (try registry.revokeGrant(id: id, now: now), now)
+        let revoked = try await service.changeRegistry { registry, now throws(VSecureError) in
+            let revoked = try registry.revokeGrant(id: id, now: now)
+            return (revoked, revoked ? [context.auditEvent(.grants, .revoked, name: id, now: now)] : [])
         }
         guard revoked else { throw APIError(.resourceNotFound, "no active grant \(Quoted(id))") }
-        try await service.record(context.auditEvent(.grants, .revoked, name: id, now: now))
         return Response(status: .noContent)
     }
 }

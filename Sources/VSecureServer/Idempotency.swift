@@ -39,30 +39,45 @@ final class IdempotencyClaims: Sendable {
 }
 
 extension SecretService {
-    /// Runs a write once per `Idempotency-Key`: a replay of the same request returns the first
-    /// answer (and makes no second version); the same key with a different request is a 409.
-    /// Lookup, operation and record happen in one actor turn, so two concurrent replays cannot
-    /// both run the operation. Only answers without secret values are ever recorded.
+    /// Runs a change to the vault once per `Idempotency-Key`: a replay of the same request
+    /// returns the first answer (and makes no second version); the same key with a different
+    /// request is a 409. Lookup, operation and record happen in one actor turn, so two
+    /// concurrent replays cannot both run the operation. Only answers without secret values are
+    /// ever recorded.
+    ///
+    /// The change is audited as `changeVault` does: the entries `operation` returns are made
+    /// durable before its transaction commits, and when they cannot be, nothing changes, no
+    /// answer is kept for the key, and the request gets 503. A replay changes nothing and records
+    /// nothing (the first answer's entries stand).
     nonisolated func idempotent(_ request: Request, context: ServerContext, body: JSONBody,
-                                _ operation: @escaping @Sendable (LocalVault, Timestamp) throws(VSecureError) -> (HTTPResponse.Status, JSONValue))
+                                _ operation: @escaping @Sendable (LocalVault, Timestamp) throws(VSecureError) -> AuditedAnswer)
         async throws -> Response {
         let key = try Self.idempotencyKey(request)
         let (status, bytes, replayed) = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: key,
-                                                              parts: Self.requestParts(request, body: body.raw)) { vault, _, now throws(VSecureError) in
-            try operation(vault, now)
+                                                              parts: Self.requestParts(request, body: body.raw)) { vault, _, now in
+            let answer = try Self.commitAudited(audit: audit, in: .vault(vault)) { () throws(VSecureError) in
+                let answer = try operation(vault, now)
+                return (answer, answer.events)
+            }
+            return (answer.status, answer.body)
         }
         return Self.response(status: status, bytes: bytes, replayed: replayed)
     }
 
     /// The same for a write to the registry (users, grants, the policy, webhook pings): the
-    /// operation gets the registry instead of the vault. `body` is the request body as received.
+    /// operation gets the registry instead of the vault, and its entries are recorded inside the
+    /// registry's transaction. `body` is the request body as received.
     nonisolated func idempotent(_ request: Request, context: ServerContext, bodyBytes body: [UInt8],
-                                registry operation: @escaping @Sendable (ServerRegistry, Timestamp) throws(VSecureError) -> (HTTPResponse.Status, JSONValue))
+                                registry operation: @escaping @Sendable (ServerRegistry, Timestamp) throws(VSecureError) -> AuditedAnswer)
         async throws -> Response {
         let key = try Self.idempotencyKey(request)
         let (status, bytes, replayed) = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: key,
-                                                              parts: Self.requestParts(request, body: body)) { _, registry, now throws(VSecureError) in
-            try operation(registry, now)
+                                                              parts: Self.requestParts(request, body: body)) { _, registry, now in
+            let answer = try Self.commitAudited(audit: audit, in: .registry(registry)) { () throws(VSecureError) in
+                let answer = try operation(registry, now)
+                return (answer, answer.events)
+            }
+            return (answer.status, answer.body)
         }
         return Self.response(status: status, bytes: bytes, replayed: replayed)
     }
@@ -137,7 +152,7 @@ extension SecretService {
     }
 
     private func performOnce(keyID: String, idempotencyKey: String?, parts: [[UInt8]],
-                             _ operation: (LocalVault, ServerRegistry, Timestamp) throws(VSecureError) -> (HTTPResponse.Status, JSONValue))
+                             _ operation: (LocalVault, ServerRegistry, Timestamp) throws -> (HTTPResponse.Status, JSONValue))
         throws -> (Int, [UInt8], Bool) {
         let now = clock()
         var digest: [UInt8] = []
@@ -146,7 +161,7 @@ extension SecretService {
             if let stored { return (stored.status, stored.body, true) }
             digest = requestDigest
         }
-        let (status, value) = try APIError.wrap { () throws(VSecureError) in try operation(vault, registry, now) }
+        let (status, value) = try operation(vault, registry, now)
         let bytes = Array(value.serialized(indent: nil).utf8)
         if let idempotencyKey {
             try APIError.wrap { () throws(VSecureError) in
@@ -155,5 +170,65 @@ extension SecretService {
             }
         }
         return (Int(status.code), bytes, false)
+    }
+}
+
+/// What a change to the vault answers, and the audit entries that record it.
+struct AuditedAnswer {
+    var status: HTTPResponse.Status
+    var body: JSONValue
+    var events: [AuditEvent]
+}
+
+extension SecretService {
+    /// Runs `change` in one vault transaction that commits only once the audit entries it
+    /// returns are durable: a change whose entries cannot be written is rolled back and the
+    /// request gets 503 (`APIError.auditUnavailable`), so every change that happened is in the
+    /// log. The entries join the audit writer's group commit while the transaction waits (the
+    /// actor runs on a queue of its own, so the wait holds no event loop). What remains: a crash,
+    /// or a failed commit, after the entries are durable leaves entries for a change that did
+    /// not happen; never a change without its entries.
+    func changeVault<T: Sendable>(_ change: (LocalVault, Timestamp) throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
+        let now = clock()
+        return try Self.commitAudited(audit: audit, in: .vault(vault)) { () throws(VSecureError) in try change(vault, now) }
+    }
+
+    /// `changeVault` for the registry (keys, users, grants, the policy, webhooks).
+    func changeRegistry<T: Sendable>(_ change: (ServerRegistry, Timestamp) throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
+        let now = clock()
+        return try Self.commitAudited(audit: audit, in: .registry(registry)) { () throws(VSecureError) in try change(registry, now) }
+    }
+
+    /// Where a change is made: the vault or the registry (two SQLite files).
+    enum ChangedStore {
+        case vault(LocalVault)
+        case registry(ServerRegistry)
+    }
+
+    /// Runs `change` in one transaction of `store` and records its entries before the
+    /// transaction ends; VSecureErrors come out as APIErrors, an audit failure as
+    /// `APIError.auditUnavailable`.
+    static func commitAudited<T>(audit: AuditTrail, in store: ChangedStore,
+                                 _ change: () throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
+        var auditFailed = false
+        func body() throws(VSecureError) -> T {
+            let (result, events) = try change()
+            do throws(VSecureError) {
+                try audit.recordNow(events)
+            } catch {
+                auditFailed = true
+                throw error
+            }
+            return result
+        }
+        do throws(VSecureError) {
+            switch store {
+            case .vault(let vault): return try vault.atomically(body)
+            case .registry(let registry): return try registry.atomically(body)
+            }
+        } catch {
+            if auditFailed { throw APIError.auditUnavailable }
+            throw APIError(error)
+        }
     }
 }

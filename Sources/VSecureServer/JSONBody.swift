@@ -11,6 +11,21 @@ struct JSONBody: Sendable {
     var raw: [UInt8] = []
 
     static func parse(_ request: Request, limit: Int, timeoutSeconds: Int64 = 30) async throws -> JSONBody {
+        let bytes = try await collect(request, limit: limit, timeoutSeconds: timeoutSeconds)
+        let value: JSONValue
+        do { value = try JSONParser.parse(bytes) } catch {
+            throw APIError(.validationError, error.message)
+        }
+        guard case .object(let members) = value else { throw APIError(.validationError, "the body must be a JSON object") }
+        var body = JSONBody(members: members)
+        body.raw = bytes
+        return body
+    }
+
+    /// A JSON request's body as bytes: 415 unless it is `application/json`, 413 past `limit`
+    /// (a declared length at once, a chunked body as soon as it passes), 408 when it has not
+    /// arrived whole within `timeoutSeconds`.
+    static func collect(_ request: Request, limit: Int, timeoutSeconds: Int64) async throws -> [UInt8] {
         // The media type exactly, optionally followed by parameters such as charset.
         let type = request.headers[.contentType]?.lowercased() ?? ""
         let mediaType = type.split(separator: ";", maxSplits: 1).first.map { String($0.filter { !$0.isWhitespace }) } ?? ""
@@ -29,15 +44,7 @@ struct JSONBody: Sendable {
             defer { group.cancelAll() }
             return try await group.next()!
         }
-        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-        let value: JSONValue
-        do { value = try JSONParser.parse(bytes) } catch {
-            throw APIError(.validationError, error.message)
-        }
-        guard case .object(let members) = value else { throw APIError(.validationError, "the body must be a JSON object") }
-        var body = JSONBody(members: members)
-        body.raw = bytes
-        return body
+        return buffer.readBytes(length: buffer.readableBytes) ?? []
     }
 
     init(members: [(String, JSONValue)]) { self.members = members }

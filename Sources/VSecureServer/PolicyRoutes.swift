@@ -31,27 +31,17 @@ struct PolicyRoutes {
     /// names the line and column (400 VALIDATION_ERROR) and the old policy stays.
     @Sendable func replace(_ request: Request, context: ServerContext) async throws -> Response {
         _ = try context.require(.policyManage)
-        let type = request.headers[.contentType]?.lowercased() ?? ""
-        guard type.split(separator: ";").first.map({ String($0.filter { !$0.isWhitespace }) }) == "application/json" else {
-            throw APIError(.unsupportedMediaType, "the body must be application/json")
-        }
-        var buffer = try await request.body.collect(upTo: limits.maxBodyBytes)
-        let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        let bytes = try await JSONBody.collect(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         let policy = try APIError.wrap { () throws(VSecureError) in try AccessPolicy(parsing: bytes) }
         guard let source = String(validating: bytes, as: UTF8.self) else { throw APIError(.validationError, "the policy is not UTF-8 text") }
         let by = context.auditActor.user ?? context.apiKey?.id ?? "unknown"
-        let changed = Captured<Timestamp>()
-        let response = try await service.idempotent(request, context: context, bodyBytes: bytes) { registry, now throws(VSecureError) in
+        return try await service.idempotent(request, context: context, bodyBytes: bytes) { registry, now throws(VSecureError) in
             try registry.setPolicy(source: source, updatedBy: by, now: now)
             let stored = try registry.policy()
-            changed.set(stored.updatedAt)
-            return (.ok, Self.json(stored))
+            return AuditedAnswer(status: .ok, body: Self.json(stored),
+                                 events: [context.auditEvent(.policy, .changed, details: [("rules", String(policy.rules.count))],
+                                                             now: stored.updatedAt)])
         }
-        // A replay changed nothing: no second entry.
-        if let updatedAt = changed.value {
-            try await service.record(context.auditEvent(.policy, .changed, details: [("rules", String(policy.rules.count))], now: updatedAt))
-        }
-        return response
     }
 
     /// `{user, action, path}` → what the server would decide now for that user (any of their

@@ -63,30 +63,24 @@ struct SecretRoutes {
             let attributes = SecretAttributes(tags: tags, metadata: metadata,
                                               expiresAt: try parseExpiry(expiresIn: expiresIn, expiresAt: expiresAt, now: now),
                                               description: description)
-            return try vault.atomically { () throws(VSecureError) -> (HTTPResponse.Status, JSONValue) in
-                let created = try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
-                    try vault.create(environment: environment, name: name, value: raw, attributes: attributes,
-                                     actor: context.actorName, now: now)
-                }
-                if let rotation { try vault.setRotationPolicy(environment: environment, name: name, policy: rotation, now: now) }
-                return (.created, .object(try vault.responseMembers(created, now: now)))
+            let created = try value.withUnsafeBytes { (raw: UnsafeRawBufferPointer) throws(VSecureError) in
+                try vault.create(environment: environment, name: name, value: raw, attributes: attributes,
+                                 actor: context.actorName, now: now)
             }
-        }
-        // A replay changed nothing: the first answer's entry stands (and a second `created` would
-        // claim a second creation).
-        if !response.isIdempotentReplay {
-            try await service.record(context.auditEvent(.secrets, .created, environment: environment, name: name.rawValue, version: 1,
-                                                        now: service.clock()))
+            if let rotation { try vault.setRotationPolicy(environment: environment, name: name, policy: rotation, now: now) }
+            return AuditedAnswer(status: .created, body: .object(try vault.responseMembers(created, now: now)),
+                                 events: [context.auditEvent(.secrets, .created, environment: environment, name: name.rawValue, version: 1,
+                                                             now: now)])
         }
         return response
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.secretsRead)
+        try await context.requireScope(.read, environment: nil, service: service)
         var query = LocalVault.ListQuery(environment: nil)
         if let text = request.query("environment") {
             let environment = try service.environment(text)
-            _ = try context.require(.secretsRead, environment: environment)
+            try await context.requireScope(.read, environment: environment, service: service)
             query.environment = environment
         }
         query.tags = try APIError.wrap { () throws(VSecureError) in
@@ -194,8 +188,7 @@ struct SecretRoutes {
         }
         let value = try body.secretValue(required: false)
         let requestedChange = change, expectedVersion = ifVersion
-        let newVersion = Captured<Int>()
-        let response = try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             var change = requestedChange
             let ifVersion = expectedVersion
             if noExpiry { change.expiresAt = .some(nil) }
@@ -203,34 +196,28 @@ struct SecretRoutes {
             if value == nil && change.isEmpty && rotation == nil {
                 throw VSecureError.usage("nothing to update: give a value, attribute changes or a rotationPolicy")
             }
-            return try vault.atomically { () throws(VSecureError) -> (HTTPResponse.Status, JSONValue) in
-                var previousVersion: Int, valueChanged = false
-                if value != nil || !change.isEmpty {
-                    let result = try vault.update(environment: environment, name: name, lockedValue: value, change: change,
-                                                  ifVersion: ifVersion, actor: context.actorName, now: now)
-                    previousVersion = result.previousVersion
-                    valueChanged = result.newVersion != nil
-                } else {
-                    let current = try vault.summary(environment: environment, name: name)
-                    if let ifVersion, ifVersion != current.currentVersion {
-                        throw VSecureError(.conflict, "\(name) in \(environment) is at version \(current.currentVersion), not \(ifVersion); nothing was changed")
-                    }
-                    previousVersion = current.currentVersion
+            var previousVersion: Int, valueChanged = false
+            if value != nil || !change.isEmpty {
+                let result = try vault.update(environment: environment, name: name, lockedValue: value, change: change,
+                                              ifVersion: ifVersion, actor: context.actorName, now: now)
+                previousVersion = result.previousVersion
+                valueChanged = result.newVersion != nil
+            } else {
+                let current = try vault.summary(environment: environment, name: name)
+                if let ifVersion, ifVersion != current.currentVersion {
+                    throw VSecureError(.conflict, "\(name) in \(environment) is at version \(current.currentVersion), not \(ifVersion); nothing was changed")
                 }
-                if let rotation { try vault.setRotationPolicy(environment: environment, name: name, policy: rotation, now: now) }
-                let updated = try vault.summary(environment: environment, name: name)
-                newVersion.set(updated.currentVersion)
-                var members = try vault.responseMembers(updated, now: now)
-                members.append(("previousVersion", .int(previousVersion)))
-                members.append(("valueChanged", .bool(valueChanged)))
-                return (.ok, .object(members))
+                previousVersion = current.currentVersion
             }
+            if let rotation { try vault.setRotationPolicy(environment: environment, name: name, policy: rotation, now: now) }
+            let updated = try vault.summary(environment: environment, name: name)
+            var members = try vault.responseMembers(updated, now: now)
+            members.append(("previousVersion", .int(previousVersion)))
+            members.append(("valueChanged", .bool(valueChanged)))
+            return AuditedAnswer(status: .ok, body: .object(members),
+                                 events: [context.auditEvent(.secrets, .updated, environment: environment, name: name.rawValue,
+                                                             version: updated.currentVersion, now: now)])
         }
-        if !response.isIdempotentReplay {
-            try await service.record(context.auditEvent(.secrets, .updated, environment: environment, name: name.rawValue,
-                                                        version: newVersion.value, now: service.clock()))
-        }
-        return response
     }
 
     @Sendable func delete(_ request: Request, context: ServerContext) async throws -> Response {
@@ -238,13 +225,15 @@ struct SecretRoutes {
         let environment = try service.environment(request.query("environment"))
         try await context.authorize(.delete, environment: environment, name: name, service: service)
         let purge = try request.queryBool("purge")
-        let residue = try await service.withVault { vault, now throws(VSecureError) -> Bool in
+        try await service.changeVault { vault, now throws(VSecureError) in
             try vault.delete(environment: environment, name: name, purge: purge, now: now)
-            return purge && vault.purgedPagesMayRemain
+            return ((), [context.auditEvent(.secrets, .deleted, environment: environment, name: name.rawValue,
+                                            details: purge ? [("purge", "true")] : [], now: now)])
         }
-        if residue { context.logger.warning("\(LocalSecretStore.purgeResidueWarning(name, environment))") }
-        try await service.record(context.auditEvent(.secrets, .deleted, environment: environment, name: name.rawValue,
-                                                    details: purge ? [("purge", "true")] : [], now: service.clock()))
+        // A purge copies the WAL back once its transaction has committed, so this is known only now.
+        if purge, try await service.withVault({ vault, _ throws(VSecureError) in vault.purgedPagesMayRemain }) {
+            context.logger.warning("\(LocalSecretStore.purgeResidueWarning(name, environment))")
+        }
         return Response(status: .noContent)
     }
 
@@ -274,20 +263,15 @@ struct SecretRoutes {
         try await context.authorize(.write, environment: environment, name: name, service: service)
         let target = try body.int("version")
         if let target, target < 1 { throw APIError(.validationError, "field 'version' must be 1 or more") }
-        let newVersion = Captured<Int>()
-        let response = try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
+        return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
             let result = try vault.rollback(environment: environment, name: name, to: target, actor: context.actorName, now: now)
-            newVersion.set(result.secret.currentVersion)
             var members = try vault.responseMembers(result.secret, now: now)
             members.append(("previousVersion", .int(result.previousVersion)))
             members.append(("restoredVersion", .int(target ?? result.previousVersion - 1)))
-            return (.ok, .object(members))
+            return AuditedAnswer(status: .ok, body: .object(members),
+                                 events: [context.auditEvent(.secrets, .rolledBack, environment: environment, name: name.rawValue,
+                                                             version: result.secret.currentVersion, now: now)])
         }
-        if !response.isIdempotentReplay {
-            try await service.record(context.auditEvent(.secrets, .rolledBack, environment: environment, name: name.rawValue,
-                                                        version: newVersion.value, now: service.clock()))
-        }
-        return response
     }
 
     @Sendable func diff(_ request: Request, context: ServerContext) async throws -> Response {

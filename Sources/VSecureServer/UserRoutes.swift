@@ -49,18 +49,12 @@ struct UserRoutes {
         }
         let roles = try body.strings("roles") ?? []
         let userName = email ?? name ?? "", userKind = kind
-        let created = Captured<(ServerRegistry.User, Timestamp)>()
-        let response = try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
+        return try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
             let user = try registry.createUser(name: userName, kind: userKind, roles: roles, now: now)
-            created.set((user, now))
-            return (.created, Self.json(user))
+            return AuditedAnswer(status: .created, body: Self.json(user),
+                                 events: [context.auditEvent(.users, .created, name: user.name,
+                                                             details: [("roles", user.roles.joined(separator: ","))], now: now)])
         }
-        // A replay created nothing: no second entry.
-        if case let (user, now)? = created.value {
-            try await service.record(context.auditEvent(.users, .created, name: user.name, details: [("roles", user.roles.joined(separator: ","))],
-                                                        now: now))
-        }
-        return response
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
@@ -80,37 +74,27 @@ struct UserRoutes {
         try body.rejectUnknown(["roles"])
         guard let roles = try body.strings("roles") else { throw APIError(.validationError, "field 'roles' is required") }
         let user = try await lookUp(context)
-        let changed = Captured<(ServerRegistry.User, Timestamp)>()
-        let response = try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
+        return try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
             guard let updated = try registry.setRoles(userID: user.id, roles: roles) else {
                 throw VSecureError(.notFound, "no user \(Quoted(user.name))")
             }
-            changed.set((updated, now))
-            return (.ok, Self.json(updated))
+            return AuditedAnswer(status: .ok, body: Self.json(updated),
+                                 events: [context.auditEvent(.users, .updated, name: updated.name,
+                                                             details: [("roles", updated.roles.joined(separator: ","))], now: now)])
         }
-        if case let (updated, now)? = changed.value {
-            try await service.record(context.auditEvent(.users, .updated, name: updated.name,
-                                                        details: [("roles", updated.roles.joined(separator: ","))], now: now))
-        }
-        return response
     }
 
     @Sendable func disable(_ request: Request, context: ServerContext) async throws -> Response {
         _ = try context.require(.usersManage)
         let user = try await lookUp(context)
-        let changed = Captured<(ServerRegistry.User, Timestamp)>()
         // No body: the digest covers the method and the URL.
-        let response = try await service.idempotent(request, context: context, bodyBytes: []) { registry, now throws(VSecureError) in
+        return try await service.idempotent(request, context: context, bodyBytes: []) { registry, now throws(VSecureError) in
             guard let disabled = try registry.disableUser(id: user.id, now: now) else {
                 throw VSecureError(.notFound, "no user \(Quoted(user.name))")
             }
-            changed.set((disabled, now))
-            return (.ok, Self.json(disabled))
+            return AuditedAnswer(status: .ok, body: Self.json(disabled),
+                                 events: [context.auditEvent(.users, .disabled, name: disabled.name, now: now)])
         }
-        if case let (disabled, now)? = changed.value {
-            try await service.record(context.auditEvent(.users, .disabled, name: disabled.name, now: now))
-        }
-        return response
     }
 
     /// `{id}` is a user id (`usr_…`) or the user's email or name, percent-encoded or not.

@@ -64,20 +64,19 @@ struct WebhookRoutes {
         }
         if let allowed = caller.environments {
             guard let filter, let environment = Self.environment(of: filter), allowed.contains(where: { $0.rawValue == environment }) else {
-                throw APIError(.permissionDenied, "a key limited to \(allowed.map(\.rawValue).joined(separator: ", ")) can only create webhooks whose 'secret' filter starts with one of them (production/*)")
+                throw APIError(.permissionDenied, "a key limited to \(allowed.map(\.rawValue).joined(separator: ", ")) can only create webhooks whose 'secret' filter starts with one of them, such as \(allowed.first.map(\.rawValue) ?? "production")/*")
             }
         }
         let ordered = allowedEvents.filter(events.contains)
-        let (hook, secret) = try await APIError.wrap { () async throws(VSecureError) in
-            try await service.withWebhooks { registry, sealingKey, now throws(VSecureError) in
-                try registry.createWebhook(url: urlText, events: ordered, secretFilter: filter, sealingKey: sealingKey, now: now)
-            }
-        }
-        context.logger.info("webhook \(hook.id) created for \(ordered.joined(separator: ","))")
-        // Never the URL: receivers such as chat webhooks carry a token in it.
+        // Never the URL in the entry: receivers such as chat webhooks carry a token in it.
         var details = [("events", ordered.joined(separator: ","))]
         if let filter { details.append(("secret", filter)) }
-        try await service.record(context.auditEvent(.webhooks, .created, name: hook.id, details: details, now: service.clock()))
+        let entryDetails = details
+        let (hook, secret) = try await service.changeWebhooks { registry, sealingKey, now throws(VSecureError) in
+            let (hook, secret) = try registry.createWebhook(url: urlText, events: ordered, secretFilter: filter, sealingKey: sealingKey, now: now)
+            return ((hook, secret), [context.auditEvent(.webhooks, .created, name: hook.id, details: entryDetails, now: now)])
+        }
+        context.logger.info("webhook \(hook.id) created for \(ordered.joined(separator: ","))")
         return JSONResponse.make(Self.json(hook, signingSecret: secret), status: .created)
     }
 
@@ -92,11 +91,11 @@ struct WebhookRoutes {
     @Sendable func delete(_ request: Request, context: ServerContext) async throws -> Response {
         let caller = try context.require(.webhooksManage)
         let hook = try await visibleWebhook(context, caller: caller)
-        let deleted = try await APIError.wrap { () async throws(VSecureError) in
-            try await service.withRegistry { registry, now throws(VSecureError) in try registry.deleteWebhook(id: hook.id, now: now) }
+        let deleted = try await service.changeRegistry { registry, now throws(VSecureError) in
+            let deleted = try registry.deleteWebhook(id: hook.id, now: now)
+            return (deleted, deleted ? [context.auditEvent(.webhooks, .deleted, name: hook.id, now: now)] : [])
         }
         guard deleted else { throw APIError(.resourceNotFound, "no webhook \(Quoted(hook.id))") }
-        try await service.record(context.auditEvent(.webhooks, .deleted, name: hook.id, now: service.clock()))
         return Response(status: .noContent)
     }
 
@@ -112,7 +111,7 @@ struct WebhookRoutes {
         return try await service.idempotent(request, context: context, bodyBytes: []) { registry, _ throws(VSecureError) in
             let delivery = try registry.enqueueWebhookDelivery(webhookID: hook.id, event: SecretEvent.ping, body: body,
                                                                nowMilliseconds: milliseconds)
-            return (.accepted, .object([("deliveryId", .string(delivery)), ("eventId", .string(eventID))]))
+            return AuditedAnswer(status: .accepted, body: .object([("deliveryId", .string(delivery)), ("eventId", .string(eventID))]), events: [])
         }
     }
 

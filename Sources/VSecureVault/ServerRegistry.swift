@@ -95,6 +95,11 @@ public final class ServerRegistry {
 
         """
 
+    /// Runs `body` as one transaction: every change inside commits, or none does.
+    public func atomically<T>(_ body: () throws(VSecureError) -> T) throws(VSecureError) -> T {
+        try db.batch(body)
+    }
+
     /// Brings `server.db` to `schemaVersion` in one write transaction; a second process opening
     /// the same file at the same time waits, then finds the work done.
     private static func migrate(_ db: SQLiteDatabase) throws(VSecureError) {

@@ -1,6 +1,8 @@
 import Foundation
 import HTTPTypes
+import Hummingbird
 import HummingbirdTesting
+import NIOCore
 import Testing
 import VSecureCore
 @testable import VSecureServer
@@ -27,7 +29,47 @@ struct HostileRequestTests {
             (.post, "/v1/security/secrets/batch/get", jsonText(["names": ["EXISTING"], "pad": padding])),
             (.post, "/v1/security/secrets/batch/upsert", jsonText(["secrets": [["name": "BIG", "value": padding]]])),
             (.post, "/v1/security/api-keys", jsonText(["name": padding, "scopes": ["secrets:read"]])),
+            (.put, "/v1/security/policy", jsonText(["secrets": [String: Any](), "pad": padding])),
         ]
+    }
+
+    @Test("routes that take no body refuse a declared Content-Length over the cap, and change nothing")
+    func oversizedOnRoutesWithoutBody() async throws {
+        let server = try Self.smallBodyServer()
+        let admin = server.admin
+        try await server.test { client in
+            try await client.createSecret("EXISTING", value: "existing-value", key: admin)
+            let user = try await client.send(.post, "/v1/security/users", key: admin, json: ["email": "ana@example.com", "roles": []])
+            #expect(user.status == .created, "\(user)")
+            let padding = String(repeating: "z", count: Self.cap + 1)
+            for (method, uri) in [(HTTPRequest.Method.delete, "/v1/security/secrets/EXISTING"),
+                                  (.post, "/v1/security/users/ana%40example.com/disable"),
+                                  (.post, "/v1/security/audit-logs/verify")] {
+                let reply = try await client.send(method, uri, key: admin, body: padding, headers: [.contentType: "text/plain"])
+                expectError(reply, .contentTooLarge, "PAYLOAD_TOO_LARGE")
+            }
+            let users = try await client.send(.get, "/v1/security/users", key: admin)
+            #expect(users.data.first { $0["name"] as? String == "ana@example.com" }?["disabled"] as? Bool == false, "\(users)")
+        }
+        #expect(try await server.storedSecrets().map(\.name.rawValue) == ["EXISTING"])
+    }
+
+    @Test("a JSON body that stops arriving is 408 REQUEST_TIMEOUT after the body time-out")
+    func stalledBody() async throws {
+        let stalled = AsyncStream<ByteBuffer> { continuation in continuation.yield(ByteBuffer(string: "{\"secrets\": {")) }
+        let request = Request(head: HTTPRequest(method: .put, scheme: "http", authority: "localhost", path: "/v1/security/policy",
+                                                headerFields: [.contentType: "application/json"]),
+                              body: RequestBody(asyncSequence: stalled))
+        let start = ContinuousClock.now
+        await #expect(throws: APIError.self) {
+            do {
+                _ = try await JSONBody.collect(request, limit: 1 << 20, timeoutSeconds: 1)
+            } catch let error as APIError {
+                #expect(error.code == .requestTimeout, "\(error)")
+                throw error
+            }
+        }
+        #expect(start.duration(to: .now) < .seconds(20), "answered after the time-out, not when the client gave up")
     }
 
     @Test("bodies over the cap are 413 PAYLOAD_TOO_LARGE, with a Content-Length")

@@ -92,6 +92,8 @@ struct APIKeyRouteTests {
             let rotated = try await client.send(.post, "/v1/security/api-keys/\(key.id)/rotate", key: admin)
             #expect(rotated.status == .ok, "\(rotated)")
             #expect(rotated.string("id") == key.id)
+            let listed = try await client.send(.get, "/v1/security/api-keys", key: admin).data.first { $0["id"] as? String == key.id }
+            #expect(rotated.string("user") != nil && rotated.string("user") == listed?["user"] as? String, "the owner, as the list names it: \(rotated)")
             #expect(strings(rotated["scopes"]) == ["secrets:read"])
             #expect(strings(rotated["environments"]) == ["development"])
             let token = try #require(rotated.string("key"))

@@ -68,7 +68,8 @@ struct AuthRouteTests {
         let server = try ServerFixture.make()
         let admin = server.admin
         try await server.test { client in
-            for name in ["api_key", "apiKey", "apikey", "token", "access_token", "key", "authorization"] {
+            for name in ["api_key", "apiKey", "apikey", "token", "access_token", "key", "authorization",
+                         "api%5Fkey", "api%5fkey", "API_KEY", "%61ccess_token", "Authorization"] {
                 let alone = try await client.send(.get, "/v1/security/secrets?\(name)=\(admin.token)")
                 expectError(alone, .unauthorized, "AUTHENTICATION_REQUIRED")
                 expectNoLeak(alone, of: [admin.token])
