@@ -40,8 +40,14 @@ enum EnvironmentBuilder {
                     try block.append(name: nameRaw, valueLength: injection.valueLength) { (slot: UnsafeMutableRawBufferPointer) throws(VSecureError) in
                         try write(injection, into: slot, source: source)
                         if slot.contains(0) {
+                            let hint: String
+                            if case .template = injection.content {
+                                hint = "a template cannot hold a secret with a NUL byte; deliver that secret as a file (file: true) and build the value in the program"
+                            } else {
+                                hint = "deliver it as a file instead (file: true in the manifest)"
+                            }
                             throw VSecureError(.unsafeEnvironment, "the value for \(injection.variable) contains a NUL byte, which an environment variable cannot hold; nothing was started",
-                                               hint: "deliver it as a file instead (file: true in the manifest)")
+                                               hint: hint)
                         }
                     }
                 case .file:

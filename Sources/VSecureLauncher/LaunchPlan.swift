@@ -63,6 +63,9 @@ public struct LaunchPlan {
     let selections: [Selection]
     let only: [VariableName]
     let manifestPath: String?
+    /// Every secret the manifest lists, `--only` or not: a tag selection never exports one of
+    /// them under its own name.
+    let listedSecrets: [String]
 
     public init(manifest: Manifest?, environment: EnvironmentName, extraTagSelections: [[Tag]], only: [VariableName]) {
         self.environment = environment
@@ -71,6 +74,7 @@ public struct LaunchPlan {
         var requests: [Request] = []
         var selections: [Selection] = []
         var templates: [ManifestTemplate] = []
+        listedSecrets = manifest?.secrets.map { $0.secretName(in: environment).rawValue } ?? []
         if let manifest {
             for entry in manifest.secrets where only.isEmpty || only.contains(entry.variableName) {
                 requests.append(Request(variable: entry.variableName, secret: entry.secretName(in: environment), optional: entry.optional,
@@ -163,8 +167,9 @@ public struct LaunchPlan {
             if complete { injections.append(Injection(variable: template.variable, content: .template(parts), delivery: .environment, origin: origin)) }
         }
         // Tag selections: every matched secret becomes the variable of its own name, unless the
-        // manifest already lists that secret (then it is exported only as listed).
-        let listed = StringIndex(requests.map(\.secret.rawValue))
+        // manifest lists that secret (then it is exported only as listed, even when --only left
+        // its entry out).
+        let listed = StringIndex(listedSecrets)
         // Joined by hand: `joined(separator:)` is generic library code that costs its first
         // caller a conformance lookup at run time (see StringIndex).
         var origin = ""

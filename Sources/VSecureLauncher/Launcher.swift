@@ -78,7 +78,8 @@ public enum Launcher {
 
         let plan = LaunchPlan(manifest: manifest, environment: environment, extraTagSelections: settings.tagSelections, only: settings.only)
         guard !plan.isEmpty else {
-            throw .usage("nothing to inject: no manifest and no --tags",
+            throw .usage(manifest == nil ? "nothing to inject: no manifest and no --tags"
+                                         : "nothing to inject: \(manifest!.path) lists no secrets, templates or tag selection\(settings.only.isEmpty ? "" : " that --only keeps"), and no --tags",
                          hint: "add a vsecure.yml (see docs/manifest.md), pass --manifest, or select secrets with --tags")
         }
         let fetched = try source.fetch(environment: environment, names: plan.names, tagSelections: plan.tagSelections)
@@ -148,6 +149,10 @@ public enum Launcher {
     }
 
     static func checkProtected(_ injections: [Injection], allowed: [String]) throws(VSecureError) {
+        if injections.contains(where: { $0.variable.rawValue == ProtectedVariables.runID }) {
+            throw VSecureError(.unsafeEnvironment, "refusing to set \(ProtectedVariables.runID) from a secret: vsecure-run sets it to this launch's run id, the one its audit receipt records",
+                               hint: "export the secret under another variable with 'as:' in the manifest")
+        }
         var refused: [String] = []
         for injection in injections where ProtectedVariables.isProtected(injection.variable.rawValue) {
             if !allowed.contains(injection.variable.rawValue) { refused.append(injection.variable.rawValue) }
@@ -188,7 +193,8 @@ public enum Launcher {
         }
         if !expired.isEmpty && !settings.allowExpired {
             throw VSecureError(.expired, "expired secret\(expired.count == 1 ? "" : "s") in \(environment): \(expired.joined(separator: ", ")); nothing was started",
-                               hints: ["renew with `vsecure secrets:update NAME --env \(environment)`", "--allow-expired starts anyway"])
+                               hints: ["set a new expiry with `vsecure secrets:update NAME --env \(environment) --expires-in 90d` (or `--no-expiry`), and a new value on stdin if it needs one",
+                                       "--allow-expired starts anyway"])
         }
         if settings.allowExpired { warnings += expired.map { "starting with an expired secret: \($0)" } }
         return warnings

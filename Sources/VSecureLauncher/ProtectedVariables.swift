@@ -25,6 +25,11 @@ public enum ProtectedVariables {
 
     static let nameIndex = StringIndex(nameList)
 
+    /// Protected, and not even `--allow-override` lets a secret set it: the launcher exports the
+    /// run id that its audit receipt records, and a program given another one could not be
+    /// joined to the log.
+    public static let runID = "VSECURE_RUN_ID"
+
     public static func isProtected(_ name: String) -> Bool {
         nameIndex.contains(name) || prefixes.contains { hasBytePrefix(name, $0) }
     }

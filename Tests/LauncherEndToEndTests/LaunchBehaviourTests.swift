@@ -74,6 +74,23 @@ struct LaunchBehaviourTests {
         #expect(narrowEnv["WORKER"] != nil && narrowEnv["API_TWO"] == nil)
     }
 
+    @Test("--only never exports a listed secret under its own name through a tag selection")
+    func onlyKeepsRenames() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("DB_USER", "user", ["--tags", "api"])
+        try fixture.secret("DB_PASS", "pass", ["--tags", "api"])
+        try fixture.manifest("version: 1\nsecrets:\n  - {name: DB_USER, as: U}\nselect:\n  tags: [api]\n")
+        let (all, allEnv, _) = try fixture.childEnvironment(["--env", "production"])
+        #expect(all.status == 0, "\(all)")
+        #expect(allEnv["U"] == Array("user".utf8) && allEnv["DB_PASS"] != nil && allEnv["DB_USER"] == nil)
+        let renamed = try fixture.launch(["--env", "production", "--only", "DB_USER", "--", "/bin/true"])
+        #expect(renamed.status == 2, "\(renamed)")
+        #expect(renamed.stderr.contains("--only names DB_USER, which nothing in the selection provides"), "\(renamed.stderr)")
+        let (narrow, narrowEnv, _) = try fixture.childEnvironment(["--env", "production", "--only", "U"])
+        #expect(narrow.status == 0, "\(narrow)")
+        #expect(narrowEnv["U"] == Array("user".utf8) && narrowEnv["DB_PASS"] == nil && narrowEnv["DB_USER"] == nil)
+    }
+
     @Test("two sources for one variable is an error naming both")
     func conflictingSources() throws {
         let fixture = try LaunchFixture()

@@ -111,13 +111,16 @@ struct LaunchReceiptTests {
         #expect(try auditEntries(fixture).count == before)
     }
 
-    @Test("a secret cannot set VSECURE_RUN_ID")
+    @Test("a secret cannot set VSECURE_RUN_ID, not even with --allow-override")
     func runIDProtected() throws {
         let fixture = try LaunchFixture()
         try fixture.secret("VSECURE_RUN_ID", "forged")
         try fixture.manifest("version: 1\nsecrets: [VSECURE_RUN_ID]\n")
-        let result = try fixture.launch(["--env", "production", "--", "/bin/true"])
-        #expect(result.status == 11, "\(result)")
-        #expect(result.stderr.contains("VSECURE_RUN_ID"))
+        for extra in [[], ["--allow-override", "VSECURE_RUN_ID"]] {
+            let result = try fixture.launch(["--env", "production"] + extra + ["--", "/bin/true"])
+            #expect(result.status == 11, "\(result)")
+            #expect(result.stderr.contains("VSECURE_RUN_ID"))
+            #expect(!result.stderr.contains("--allow-override"), "no hint that an override would do: \(result.stderr)")
+        }
     }
 }
