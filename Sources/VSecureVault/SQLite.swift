@@ -43,22 +43,25 @@ final class SQLiteDatabase {
     init(path: String, create: Bool, readOnly: Bool = false, exclusive: Bool = false, readIndexOnly: Bool = false,
          sharedIndexFound: Bool? = nil) throws(VSecureError) {
         self.path = path
+        // SQLite's NOFOLLOW refuses a symbolic link anywhere in the path, but only the file itself
+        // must not be one (a home directory reached through a link is common).
+        let opened = Self.resolvingDirectories(path)
         var flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE) | SQLITE_OPEN_NOFOLLOW | SQLITE_OPEN_FULLMUTEX
         if create && !readOnly { flags |= SQLITE_OPEN_CREATE }
         var db: OpaquePointer?
         var firstRead: Int32?
         if readOnly && readIndexOnly && sharedIndexFound ?? (PrivateFiles.kind(of: path + "-shm") == .regular) {
-            db = try Self.connect(Self.uri(path, query: "readonly_shm=1"), flags: flags | SQLITE_OPEN_URI, reportedPath: path)
+            db = try Self.connect(Self.uri(opened, query: "readonly_shm=1"), flags: flags | SQLITE_OPEN_URI, reportedPath: path)
             firstRead = sqlite3_exec(db, "PRAGMA user_version", nil, nil, nil)
             // The last read-write connection may have closed, and removed `-shm`, since the look:
             // read-only, SQLite cannot create it (SQLITE_CANTOPEN). Then open as usual.
             if firstRead.map({ $0 & 0xFF == SQLITE_CANTOPEN }) == true {
                 sqlite3_close_v2(db)
-                db = try Self.connect(path, flags: flags)
+                db = try Self.connect(opened, flags: flags, reportedPath: path)
                 firstRead = nil
             }
         } else {
-            db = try Self.connect(path, flags: flags)
+            db = try Self.connect(opened, flags: flags, reportedPath: path)
         }
         if exclusive && !readOnly {
             _ = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE", nil, nil, nil)
@@ -73,10 +76,23 @@ final class SQLiteDatabase {
         // write on it still fails, with the disk-full message.
         if Self.firstReadLacksSpace(db, result: firstRead) {
             sqlite3_close_v2(db)
-            db = try Self.connect(path, flags: (flags & ~(SQLITE_OPEN_READONLY | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READWRITE)
+            db = try Self.connect(opened, flags: (flags & ~(SQLITE_OPEN_READONLY | SQLITE_OPEN_CREATE)) | SQLITE_OPEN_READWRITE,
+                                  reportedPath: path)
             _ = sqlite3_exec(db, "PRAGMA locking_mode=EXCLUSIVE", nil, nil, nil)
         }
         handle = db
+    }
+
+    /// `path` with the directories above its last component resolved (`realpath`), the last
+    /// component as given; `path` itself when the directory cannot be resolved (SQLite then
+    /// reports what is wrong with it).
+    static func resolvingDirectories(_ path: String) -> String {
+        guard let slash = path.utf8.lastIndex(of: UInt8(ascii: "/")) else { return path }
+        let directory = slash == path.utf8.startIndex ? "/" : String(path[..<slash])
+        guard let resolved = realpath(directory, nil) else { return path }
+        defer { free(resolved) }
+        let base = String(cString: resolved)
+        return (base == "/" ? "" : base) + String(path[slash...])
     }
 
     /// `file:` and the path with every byte outside letters, digits and `/-._~` percent-encoded

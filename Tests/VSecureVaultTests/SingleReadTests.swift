@@ -33,6 +33,31 @@ struct SingleReadTests {
         #expect(PrivateFiles.kind(of: vaultPath + "-shm") == .regular)
     }
 
+    @Test("a vault in a directory reached through a symlink is made and read, its log too; the file itself must not be a link")
+    func linkedDirectory() throws {
+        let scratch = try ScratchDirectory()
+        let real = scratch.child("real"), linked = scratch.child("linked")
+        try FileManager.default.createDirectory(atPath: real, withIntermediateDirectories: false)
+        try FileManager.default.createSymbolicLink(atPath: linked, withDestinationPath: real)
+        let vaultPath = linked + "/vault.db", keyPath = linked + "/vault.key"
+        do {
+            let writer = try LocalVault.create(at: vaultPath, protection: .keyFile(path: keyPath), now: time(t0))
+            try writer.put("API_KEY", utf8("one"))
+        }
+        #expect(PrivateFiles.kind(of: real + "/vault.db") == .regular)
+        let reader = try LocalVault.open(at: vaultPath, readOnly: true, singleRead: true, keys: keyFileSource(keyPath))
+        #expect(try BatchReadTests.read(reader, names: ["API_KEY"], tags: []) == ["API_KEY": utf8("one")])
+        let log = try AuditLog.open(path: AuditLog.defaultPath(forVault: vaultPath), keyPath: linked + "/vault.audit.key", create: true)
+        #expect(try log.count() == 0)
+
+        let link = linked + "/link.db"
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: vaultPath)
+        let refused = #expect(throws: VSecureError.self) { try LocalVault.open(at: link, keys: keyFileSource(keyPath)) }
+        #expect(refused?.message.contains("is a symlink") == true)
+        let direct = #expect(throws: VSecureError.self) { try SQLiteDatabase(path: link, create: false) }
+        #expect(direct?.message.contains(link) == true, "the error names the path as given")
+    }
+
     @Test("-shm removed between the look for it and the first read (the last writer closing): the opening falls back to the usual one")
     func sharedIndexGoneAfterTheLook() throws {
         let scratch = try ScratchDirectory()
