@@ -9,6 +9,10 @@ public struct SecretName: Hashable, Comparable, Sendable, CustomStringConvertibl
         guard !bytes.isEmpty else {
             throw .usage("secret name is empty", hint: "names look like API_KEY: letters, digits and _, not starting with a digit")
         }
+        // NAME=VALUE given where a name was expected: neither the value nor its length is shown.
+        if bytes.contains(UInt8(ascii: "=")) {
+            throw .usage("invalid secret name \(Quoted(Self.shown(text)))", hint: "a name cannot contain '='")
+        }
         guard bytes.count <= Self.maxLength else {
             throw .usage("secret name \(Quoted(text)) is \(bytes.count) characters long; the limit is \(Self.maxLength)")
         }
@@ -17,6 +21,13 @@ public struct SecretName: Hashable, Comparable, Sendable, CustomStringConvertibl
                          hint: "names look like API_KEY: letters, digits and _, not starting with a digit")
         }
         rawValue = text
+    }
+
+    /// What an error may quote of a name with `=`: up to the `=` only, since `NAME=VALUE` given
+    /// where a name was expected carries a value.
+    static func shown(_ text: String) -> String {
+        guard let equals = text.firstIndex(of: "=") else { return text }
+        return text[..<equals] + "=..."
     }
 
     static func isValid(_ bytes: some Collection<UInt8>) -> Bool {

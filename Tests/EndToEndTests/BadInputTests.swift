@@ -36,6 +36,11 @@ let badNames: [BadInput] = [
     BadInput(["secrets:create", "CAFÉ", offeredValue], "invalid secret name 'CAF\\xc3\\x89'"),
     BadInput(["secrets:create", longName, offeredValue], "is 129 characters long; the limit is 128"),
     BadInput(["secrets:create", "=\(offeredValue)"], "secret name is empty"),
+    // NAME=VALUE where only a name is taken: the error shows the name, never what follows '='.
+    BadInput(["secrets:create", "DB_PASS=\(offeredValue)", "extra"], "invalid secret name 'DB_PASS=...'"),
+    BadInput(["secrets:update", "DB_PASS=\(offeredValue)", "x"], "invalid secret name 'DB_PASS=...'"),
+    BadInput(["secrets:get", "DB_PASS=\(offeredValue)"], "invalid secret name 'DB_PASS=...'"),
+    BadInput(["secrets:get", longName + "=\(offeredValue)"], "invalid secret name 'NNNN"),
     BadInput(["secrets:update", "a/b", offeredValue], "invalid secret name 'a/b'"),
     BadInput(["secrets:get", ".."], "invalid secret name '..'"),
     BadInput(["secrets:get", longName], "the limit is 128"),
