@@ -3,7 +3,9 @@
 # a rate limit too high to matter), and in the same run, with the same wrk settings:
 #   1. GET /health                                   baseline: no authentication, no store;
 #   2. GET /v1/security/secrets/{name}?environment=  one secret (authenticated, decrypted);
-#   3. POST /v1/security/secrets/batch/get           a batch of 10 secrets.
+#   3. POST /v1/security/secrets/batch/get           a batch of 10 secrets;
+#   4. PUT /v1/security/secrets/{name}               a new version, committed with its audit
+#                                                     entry (writes take turns: one at a time).
 # For each: requests/s, p50 and p99 latency, the count of non-2xx answers and socket errors, and
 # the server's CPU time (user + system, from /proc) per request.
 # Target (issues 4 and 6): >= 15,000 single-secret reads per second with zero errors, every
@@ -60,6 +62,7 @@ for i in $(seq -w 0 9); do
     names="$names${names:+,}\"BATCH_$i\""
 done
 batch_body="{\"names\":[$names],\"environment\":\"production\"}"
+api POST /v1/security/secrets "{\"name\":\"WRITE_SECRET\",\"value\":\"$(value)\",\"environment\":\"production\"}" > /dev/null
 
 # Check the answers once before measuring them.
 api GET "/v1/security/secrets/BENCH_SECRET?environment=production" | grep -q '"value":"' \
@@ -84,6 +87,12 @@ LUA
     printf 'wrk.body = [[%s]]\n' "$batch_body"
     cat "$work/report.lua"
 } > "$work/batch.lua"
+{
+    echo 'wrk.method = "PUT"'
+    echo 'wrk.headers["Content-Type"] = "application/json"'
+    printf 'wrk.body = [[{"value":"%s"}]]\n' "$(value)"
+    cat "$work/report.lua"
+} > "$work/write.lua"
 
 server_cpu_ticks() { # user + system time of the server so far, in clock ticks
     awk '{ print $14 + $15 }' "/proc/$server_pid/stat"
@@ -121,6 +130,7 @@ single_line="$(cat "$work/last")"
 audit_after="$(audit_head)"
 run_wrk "POST /secrets/batch/get (10 secrets)" "$work/batch.lua" "$base/v1/security/secrets/batch/get" auth
 batch_rps="$(sed 's/.*rps=\([0-9.]*\).*/\1/' "$work/last")"
+run_wrk "PUT /secrets/{name} (a new version)" "$work/write.lua" "$base/v1/security/secrets/WRITE_SECRET?environment=production" auth
 
 python3 - "$health_rps" "$single_line" "$batch_rps" "$audit_before" "$audit_after" <<'PY'
 import sys

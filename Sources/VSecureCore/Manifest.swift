@@ -62,7 +62,8 @@ public struct VariableName: Hashable, Comparable, Sendable, CustomStringConverti
     public init(_ text: String) throws(VSecureError) {
         let bytes = text.utf8
         guard !bytes.isEmpty, bytes.count <= SecretName.maxLength, SecretName.isValid(bytes) else {
-            throw .usage("invalid variable name \(Quoted(text))",
+            // NAME=VALUE given where a name was expected: the value is not shown.
+            throw .usage("invalid variable name \(Quoted(SecretName.shown(text)))",
                          hint: "variable names are letters, digits and _, not starting with a digit")
         }
         rawValue = text

@@ -18,7 +18,7 @@ public enum ProtectedVariables {
         "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "CLASSPATH",
         "GIT_EXEC_PATH", "GIT_SSH", "GIT_SSH_COMMAND", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
         // set by vsecure-run itself: the run id that joins the program's logs to the audit log
-        "VSECURE_RUN_ID",
+        runID,
     ]
     public static var names: Set<String> { Set(nameList) }
     public static let prefixes = ["LD_", "DYLD_", "GLIBC_TUNABLES"]

@@ -98,8 +98,6 @@ public struct APIError: Error, Sendable {
     }
 }
 
-/// Turns every thrown error into the API's error shape, so no handler path can answer with
-/// another format or leak an internal description.
 /// Refuses a request whose declared `Content-Length` passes the body cap (413) before any route
 /// runs, including routes that take no body. A chunked body is cut off by the routes that read
 /// one (`JSONBody.collect`); the others never read theirs.
@@ -114,6 +112,8 @@ struct BodyLimitMiddleware<Context: RequestContext>: RouterMiddleware {
     }
 }
 
+/// Turns every thrown error into the API's error shape, so no handler path can answer with
+/// another format or leak an internal description.
 struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         do {

@@ -73,7 +73,7 @@ struct APIKeyRoutes {
         }
         if owner.id != caller.userID { _ = try context.require(.usersManage) }
         if owner.isDisabled { throw APIError(.conflict, "the user \(owner.name) is disabled") }
-        let (key, token, now) = try await service.changeRegistry { registry, now throws(VSecureError) in
+        let (key, token, now) = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
             let expiry = try expiresIn.map { (text: String) throws(VSecureError) in now.adding(try SecretDuration(parsing: text)) }
             let (key, token) = try registry.createKey(name: name, scopes: Array(Set(scopes)).sorted(), environments: environments,
                                                       expiresAt: expiry, userID: owner.id, now: now)
@@ -98,7 +98,7 @@ struct APIKeyRoutes {
         let caller = try context.require(.apiKeysManage)
         let id = context.parameters.get("id") ?? ""
         try await requireCovers(caller, id: id)
-        let revoked = try await service.changeRegistry { registry, now throws(VSecureError) in
+        let revoked = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
             let revoked = try registry.revokeKey(id: id, now: now)
             return (revoked, revoked ? [context.auditEvent(.apiKeys, .revoked, name: id, now: now)] : [])
         }
@@ -111,7 +111,7 @@ struct APIKeyRoutes {
         let id = context.parameters.get("id") ?? ""
         try await requireCovers(caller, id: id)
         typealias Rotated = (key: ServerRegistry.APIKey, token: String, now: Timestamp, owner: String?)
-        let rotated = try await service.changeRegistry { registry, now throws(VSecureError) -> (Rotated?, [AuditEvent]) in
+        let rotated = try await service.change(in: .registry) { _, registry, now throws(VSecureError) -> (Rotated?, [AuditEvent]) in
             guard let (key, token) = try registry.rotateKey(id: id, now: now) else { return (nil, []) }
             return ((key, token, now, try registry.user(reference: key.userID)?.name), [context.auditEvent(.apiKeys, .rotated, name: id, now: now)])
         }

@@ -83,9 +83,12 @@ public final class AuditTrail: Sendable {
 
     /// Appends `events` and blocks the calling thread until they are durable, joining the group
     /// commit like any other request. For the store actor, which runs on a serial dispatch queue
-    /// of its own, to record a change inside the change's own transaction (`SecretService.changeVault`);
-    /// never call it on an event loop or a cooperative thread. Throws as `record` does.
-    public func recordNow(_ events: [AuditEvent]) throws(VSecureError) {
+    /// of its own, to record a change inside the change's own transaction
+    /// (`SecretService.change(in:)`); never call it on an event loop or a cooperative thread.
+    /// Throws as `record` does, and when the log has not answered within `timeoutSeconds` (a
+    /// stalled disk must not hold the store's write lock for ever; the entries may still be
+    /// written later).
+    public func recordNow(_ events: [AuditEvent], timeoutSeconds: Int = 30) throws(VSecureError) {
         guard !events.isEmpty else { return }
         precondition(MultiThreadedEventLoopGroup.currentEventLoop == nil, "recordNow blocks; it must not run on an event loop")
         let handoff = Handoff()
@@ -93,7 +96,9 @@ public final class AuditTrail: Sendable {
             handoff.outcome.withLock { $0 = result }
             handoff.done.signal()
         }), loop: nil))
-        handoff.done.wait()
+        guard handoff.done.wait(timeout: .now() + .seconds(timeoutSeconds)) == .success else {
+            throw VSecureError(.io, "the audit log did not answer within \(timeoutSeconds) seconds")
+        }
         try handoff.outcome.withLock { $0 }!.get()
     }
 

@@ -107,14 +107,21 @@ extension ServerContext {
     /// The calling key, which must hold `scope` and, for `environment`, be allowed there.
     func require(_ scope: Scope, environment: EnvironmentName? = nil) throws -> ServerRegistry.APIKey {
         guard let key = apiKey else { throw APIError.unauthenticated }
+        if let refusal = Self.refusal(key, scope, environment: environment) { throw refusal.error }
+        return key
+    }
+
+    /// Why `key` may not use `scope` (in `environment`): the check that failed (`scope` or
+    /// `environment`) and the 403 that says so; nil when it may.
+    static func refusal(_ key: ServerRegistry.APIKey, _ scope: Scope, environment: EnvironmentName?) -> (check: String, error: APIError)? {
         guard key.scopes.contains(scope.rawValue) else {
-            throw APIError(.permissionDenied, "this API key lacks the scope \(scope.rawValue)", details: ["scope": scope.rawValue])
+            return ("scope", APIError(.permissionDenied, "this API key lacks the scope \(scope.rawValue)", details: ["scope": scope.rawValue]))
         }
         if let environment, let allowed = key.environments, !allowed.contains(environment) {
-            throw APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
-                           details: ["environment": environment.rawValue])
+            return ("environment", APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
+                                            details: ["environment": environment.rawValue]))
         }
-        return key
+        return nil
     }
 }
 

@@ -55,15 +55,10 @@ extension ServerContext {
     func requireScope(_ action: AccessAction, environment: EnvironmentName?, path: String? = nil,
                       service: SecretService) async throws -> ServerRegistry.APIKey {
         guard let key = apiKey else { throw APIError.unauthenticated }
-        let path = path ?? environment.map { "\($0.rawValue)/*" } ?? "*"
-        guard key.scopes.contains(action.scope.rawValue) else {
-            try await service.recordDenial(action: action, path: path, reason: "scope", context: self)
-            throw APIError(.permissionDenied, "this API key lacks the scope \(action.scope.rawValue)", details: ["scope": action.scope.rawValue])
-        }
-        if let environment, let allowed = key.environments, !allowed.contains(environment) {
-            try await service.recordDenial(action: action, path: path, reason: "environment", context: self)
-            throw APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
-                           details: ["environment": environment.rawValue])
+        if let refusal = Self.refusal(key, action.scope, environment: environment) {
+            try await service.recordDenial(action: action, path: path ?? environment.map { "\($0.rawValue)/*" } ?? "*",
+                                           reason: refusal.check, context: self)
+            throw refusal.error
         }
         return key
     }

@@ -95,7 +95,7 @@ struct GrantRoutes {
     @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
         _ = try context.require(.grantsManage)
         let id = context.parameters.get("id") ?? ""
-        let revoked = try await service.changeRegistry { registry, now throws(VSecureError) in
+        let revoked = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
             let revoked = try registry.revokeGrant(id: id, now: now)
             return (revoked, revoked ? [context.auditEvent(.grants, .revoked, name: id, now: now)] : [])
         }

@@ -10,11 +10,6 @@ extension HTTPField.Name {
     static let idempotentReplayed = HTTPField.Name("Idempotent-Replayed")!
 }
 
-extension Response {
-    /// An answer replayed for an `Idempotency-Key`: nothing ran, so nothing more is audited.
-    var isIdempotentReplay: Bool { headers[.idempotentReplayed] == "true" }
-}
-
 /// The `Idempotency-Key`s (per API key) of writes that run off the service actor and have not
 /// answered yet. While one holds a key, a request with the same key is refused instead of
 /// running a second time between the first one's work and the recording of its answer.
@@ -45,41 +40,39 @@ extension SecretService {
     /// concurrent replays cannot both run the operation. Only answers without secret values are
     /// ever recorded.
     ///
-    /// The change is audited as `changeVault` does: the entries `operation` returns are made
+    /// The change is audited as `change(in:)` does: the entries `operation` returns are made
     /// durable before its transaction commits, and when they cannot be, nothing changes, no
     /// answer is kept for the key, and the request gets 503. A replay changes nothing and records
     /// nothing (the first answer's entries stand).
     nonisolated func idempotent(_ request: Request, context: ServerContext, body: JSONBody,
                                 _ operation: @escaping @Sendable (LocalVault, Timestamp) throws(VSecureError) -> AuditedAnswer)
         async throws -> Response {
-        let key = try Self.idempotencyKey(request)
-        let (status, bytes, replayed) = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: key,
-                                                              parts: Self.requestParts(request, body: body.raw)) { vault, _, now in
-            let answer = try Self.commitAudited(audit: audit, in: .vault(vault)) { () throws(VSecureError) in
-                let answer = try operation(vault, now)
-                return (answer, answer.events)
-            }
-            return (answer.status, answer.body)
+        try await idempotent(request, context: context, bodyBytes: body.raw, in: .vault) { vault, _, now throws(VSecureError) in
+            try operation(vault, now)
         }
-        return Self.response(status: status, bytes: bytes, replayed: replayed)
     }
 
     /// The same for a write to the registry (users, grants, the policy, webhook pings): the
-    /// operation gets the registry instead of the vault, and its entries are recorded inside the
-    /// registry's transaction. `body` is the request body as received.
+    /// operation gets the registry instead of the vault. `body` is the request body as received.
     nonisolated func idempotent(_ request: Request, context: ServerContext, bodyBytes body: [UInt8],
                                 registry operation: @escaping @Sendable (ServerRegistry, Timestamp) throws(VSecureError) -> AuditedAnswer)
         async throws -> Response {
-        let key = try Self.idempotencyKey(request)
-        let (status, bytes, replayed) = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: key,
-                                                              parts: Self.requestParts(request, body: body)) { _, registry, now in
-            let answer = try Self.commitAudited(audit: audit, in: .registry(registry)) { () throws(VSecureError) in
-                let answer = try operation(registry, now)
-                return (answer, answer.events)
-            }
-            return (answer.status, answer.body)
+        try await idempotent(request, context: context, bodyBytes: body, in: .registry) { _, registry, now throws(VSecureError) in
+            try operation(registry, now)
         }
-        return Self.response(status: status, bytes: bytes, replayed: replayed)
+    }
+
+    private nonisolated func idempotent(_ request: Request, context: ServerContext, bodyBytes body: [UInt8], in store: ChangedStore,
+                                        _ operation: @escaping @Sendable (LocalVault, ServerRegistry, Timestamp) throws(VSecureError) -> AuditedAnswer)
+        async throws -> Response {
+        let key = try Self.idempotencyKey(request)
+        let done = try await performOnce(keyID: context.apiKey?.id ?? "", idempotencyKey: key,
+                                         parts: Self.requestParts(request, body: body), in: store, operation)
+        if !done.answerKept {
+            context.logger.error("the answer to this Idempotency-Key could not be kept; the change is made and recorded, and a retry with the key would make it again",
+                                 metadata: ["path": "\(request.uri.path)"])
+        }
+        return Self.response(status: done.status, bytes: done.bytes, replayed: done.replayed)
     }
 
     /// The same for a write whose work runs off the actor and may take long (a rotation runs a
@@ -151,25 +144,46 @@ extension SecretService {
         }
     }
 
-    private func performOnce(keyID: String, idempotencyKey: String?, parts: [[UInt8]],
-                             _ operation: (LocalVault, ServerRegistry, Timestamp) throws -> (HTTPResponse.Status, JSONValue))
-        throws -> (Int, [UInt8], Bool) {
+    /// What `performOnce` answered. `answerKept` is false when the answer to an
+    /// `Idempotency-Key` could not be stored after a vault change had committed.
+    private struct Performed: Sendable {
+        var status: Int
+        var bytes: [UInt8]
+        var replayed: Bool
+        var answerKept = true
+    }
+
+    /// The answer for the key is kept in `server.db`: in the change's own transaction when the
+    /// change is to `server.db`, so that both or neither are there; after the commit for a vault
+    /// change (another file), where a failure to keep it is logged rather than answered, because
+    /// the change happened and is recorded.
+    private func performOnce(keyID: String, idempotencyKey: String?, parts: [[UInt8]], in store: ChangedStore,
+                             _ operation: (LocalVault, ServerRegistry, Timestamp) throws(VSecureError) -> AuditedAnswer)
+        throws -> Performed {
         let now = clock()
         var digest: [UInt8] = []
         if let idempotencyKey {
             let (requestDigest, stored) = try storedAnswer(keyID: keyID, idempotencyKey: idempotencyKey, parts: parts)
-            if let stored { return (stored.status, stored.body, true) }
+            if let stored { return Performed(status: stored.status, bytes: stored.body, replayed: true) }
             digest = requestDigest
         }
-        let (status, value) = try operation(vault, registry, now)
-        let bytes = Array(value.serialized(indent: nil).utf8)
-        if let idempotencyKey {
-            try APIError.wrap { () throws(VSecureError) in
-                try registry.storeResponse(keyID: keyID, idempotencyKey: idempotencyKey,
-                                           response: .init(requestHash: digest, status: Int(status.code), body: bytes), now: now)
-            }
+        let requestHash = digest
+        func keep(_ status: Int, _ bytes: [UInt8]) throws(VSecureError) {
+            guard let idempotencyKey else { return }
+            try registry.storeResponse(keyID: keyID, idempotencyKey: idempotencyKey,
+                                       response: .init(requestHash: requestHash, status: status, body: bytes), now: now)
         }
-        return (Int(status.code), bytes, false)
+        let (status, bytes) = try commitAudited(in: store) { () throws(VSecureError) -> ((Int, [UInt8]), [AuditEvent]) in
+            let answer = try operation(vault, registry, now)
+            let status = Int(answer.status.code), bytes = Array(answer.body.serialized(indent: nil).utf8)
+            if case .registry = store { try keep(status, bytes) }
+            return ((status, bytes), answer.events)
+        }
+        var performed = Performed(status: status, bytes: bytes, replayed: false)
+        if case .vault = store {
+            do throws(VSecureError) { try keep(status, bytes) } catch { performed.answerKept = false }
+        }
+        return performed
     }
 }
 
@@ -180,37 +194,53 @@ struct AuditedAnswer {
     var events: [AuditEvent]
 }
 
+extension AuditEvent {
+    /// This entry as the record of a change whose commit failed after the entry was written.
+    var commitFailed: AuditEvent {
+        var event = self
+        event.outcome = .failure
+        event.details.append(("reason", "commit_failed"))
+        return event
+    }
+}
+
+/// Which file a change is made in: the vault (secrets) or `server.db` (keys, users, grants,
+/// the policy, webhooks).
+enum ChangedStore: Sendable {
+    case vault
+    case registry
+}
+
 extension SecretService {
-    /// Runs `change` in one vault transaction that commits only once the audit entries it
+    /// Runs `change` in one transaction of `store` that commits only once the audit entries it
     /// returns are durable: a change whose entries cannot be written is rolled back and the
     /// request gets 503 (`APIError.auditUnavailable`), so every change that happened is in the
     /// log. The entries join the audit writer's group commit while the transaction waits (the
-    /// actor runs on a queue of its own, so the wait holds no event loop). What remains: a crash,
-    /// or a failed commit, after the entries are durable leaves entries for a change that did
-    /// not happen; never a change without its entries.
-    func changeVault<T: Sendable>(_ change: (LocalVault, Timestamp) throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
+    /// actor runs on a queue of its own, so the wait holds no event loop), so changes take turns
+    /// and each waits for its own entries. What remains: a crash, or a commit that fails after
+    /// the entries are durable, leaves entries for a change that did not happen (after a failed
+    /// commit a `failure` entry follows them, when it can be written); never a change without
+    /// its entries.
+    func change<T: Sendable>(in store: ChangedStore,
+                             _ change: (LocalVault, ServerRegistry, Timestamp) throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
+        try self.change(in: store, change, then: { _ in () }).0
+    }
+
+    /// `change(in:_:)`, then `after` on the vault in the same actor turn, once the change has
+    /// committed (a purge learns there whether its pages may remain).
+    func change<T: Sendable, U: Sendable>(in store: ChangedStore,
+                                          _ change: (LocalVault, ServerRegistry, Timestamp) throws(VSecureError) -> (T, [AuditEvent]),
+                                          then after: (LocalVault) -> U) throws -> (T, U) {
         let now = clock()
-        return try Self.commitAudited(audit: audit, in: .vault(vault)) { () throws(VSecureError) in try change(vault, now) }
+        let result = try commitAudited(in: store) { () throws(VSecureError) in try change(vault, registry, now) }
+        return (result, after(vault))
     }
 
-    /// `changeVault` for the registry (keys, users, grants, the policy, webhooks).
-    func changeRegistry<T: Sendable>(_ change: (ServerRegistry, Timestamp) throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
-        let now = clock()
-        return try Self.commitAudited(audit: audit, in: .registry(registry)) { () throws(VSecureError) in try change(registry, now) }
-    }
-
-    /// Where a change is made: the vault or the registry (two SQLite files).
-    enum ChangedStore {
-        case vault(LocalVault)
-        case registry(ServerRegistry)
-    }
-
-    /// Runs `change` in one transaction of `store` and records its entries before the
-    /// transaction ends; VSecureErrors come out as APIErrors, an audit failure as
-    /// `APIError.auditUnavailable`.
-    static func commitAudited<T>(audit: AuditTrail, in store: ChangedStore,
-                                 _ change: () throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
+    /// The transaction of `change(in:)` and of `idempotent`; VSecureErrors come out as
+    /// APIErrors, an audit failure as `APIError.auditUnavailable`.
+    private func commitAudited<T>(in store: ChangedStore, _ change: () throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
         var auditFailed = false
+        var recorded: [AuditEvent] = []
         func body() throws(VSecureError) -> T {
             let (result, events) = try change()
             do throws(VSecureError) {
@@ -219,15 +249,21 @@ extension SecretService {
                 auditFailed = true
                 throw error
             }
+            recorded = events
             return result
         }
         do throws(VSecureError) {
             switch store {
-            case .vault(let vault): return try vault.atomically(body)
-            case .registry(let registry): return try registry.atomically(body)
+            case .vault: return try vault.atomically(body)
+            case .registry: return try registry.atomically(body)
             }
         } catch {
             if auditFailed { throw APIError.auditUnavailable }
+            if !recorded.isEmpty {
+                // The entries are durable but the commit failed: record that too, if the log
+                // takes it (the request fails either way).
+                try? audit.recordNow(recorded.map(\.commitFailed))
+            }
             throw APIError(error)
         }
     }

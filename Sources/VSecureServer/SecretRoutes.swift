@@ -76,13 +76,9 @@ struct SecretRoutes {
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        try await context.requireScope(.read, environment: nil, service: service)
         var query = LocalVault.ListQuery(environment: nil)
-        if let text = request.query("environment") {
-            let environment = try service.environment(text)
-            try await context.requireScope(.read, environment: environment, service: service)
-            query.environment = environment
-        }
+        query.environment = try request.query("environment").map { text in try service.environment(text) }
+        try await context.requireScope(.read, environment: query.environment, service: service)
         query.tags = try APIError.wrap { () throws(VSecureError) in
             try parseTags(request.query("tags")?.split(separator: ",", omittingEmptySubsequences: false).map(String.init))
         }
@@ -225,15 +221,14 @@ struct SecretRoutes {
         let environment = try service.environment(request.query("environment"))
         try await context.authorize(.delete, environment: environment, name: name, service: service)
         let purge = try request.queryBool("purge")
-        try await service.changeVault { vault, now throws(VSecureError) in
+        // A purge copies the WAL back once its transaction has committed: whether its pages may
+        // remain is known only then.
+        let (_, residue) = try await service.change(in: .vault, { vault, _, now throws(VSecureError) in
             try vault.delete(environment: environment, name: name, purge: purge, now: now)
             return ((), [context.auditEvent(.secrets, .deleted, environment: environment, name: name.rawValue,
                                             details: purge ? [("purge", "true")] : [], now: now)])
-        }
-        // A purge copies the WAL back once its transaction has committed, so this is known only now.
-        if purge, try await service.withVault({ vault, _ throws(VSecureError) in vault.purgedPagesMayRemain }) {
-            context.logger.warning("\(LocalSecretStore.purgeResidueWarning(name, environment))")
-        }
+        }, then: { vault in purge && vault.purgedPagesMayRemain })
+        if residue { context.logger.warning("\(LocalSecretStore.purgeResidueWarning(name, environment))") }
         return Response(status: .noContent)
     }
 
@@ -321,9 +316,10 @@ extension SecretRoutes {
         guard let rotator = service.rotator else { throw APIError(.serviceUnavailable, "this server does not rotate secrets") }
         let rotated = Captured<RotationResult>()
         let dueOnly = onlyIfDue
-        // The `rotated` entry is written after the answer is recorded, as the other idempotent
-        // writes do, and also when the answer could not be made after the rotation. A replay
-        // rotated nothing, so it writes no second one.
+        // The `rotated` entry is written after the rotation has committed and its answer is
+        // recorded (unlike other changes, whose entries commit with them: a rotation command runs
+        // outside any transaction), and also when the answer could not be made after the
+        // rotation. A replay rotated nothing, so it writes no second one.
         func recordRotation() async throws {
             if let result = rotated.value,
                let event = SecretRotator.auditEvent(result, actor: context.auditActor, request: context.auditRequest, now: service.clock()) {

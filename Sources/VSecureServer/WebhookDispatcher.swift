@@ -293,14 +293,6 @@ extension SecretService {
     func withWebhooks<T: Sendable>(_ body: (ServerRegistry, SecureBytes, Timestamp) throws(VSecureError) -> T) throws(VSecureError) -> T {
         try body(registry, vault.webhookSealingKey, clock())
     }
-
-    /// `withWebhooks` for a change, committed with its audit entries (see `changeVault`).
-    func changeWebhooks<T: Sendable>(_ change: (ServerRegistry, SecureBytes, Timestamp) throws(VSecureError) -> (T, [AuditEvent])) throws -> T {
-        let now = clock(), sealingKey = vault.webhookSealingKey
-        return try Self.commitAudited(audit: audit, in: .registry(registry)) { () throws(VSecureError) in
-            try change(registry, sealingKey, now)
-        }
-    }
 }
 
 /// Wakes the delivery loop early. A ring with nobody waiting is kept for the next wait.

@@ -72,8 +72,9 @@ struct WebhookRoutes {
         var details = [("events", ordered.joined(separator: ","))]
         if let filter { details.append(("secret", filter)) }
         let entryDetails = details
-        let (hook, secret) = try await service.changeWebhooks { registry, sealingKey, now throws(VSecureError) in
-            let (hook, secret) = try registry.createWebhook(url: urlText, events: ordered, secretFilter: filter, sealingKey: sealingKey, now: now)
+        let (hook, secret) = try await service.change(in: .registry) { vault, registry, now throws(VSecureError) in
+            let (hook, secret) = try registry.createWebhook(url: urlText, events: ordered, secretFilter: filter,
+                                                            sealingKey: vault.webhookSealingKey, now: now)
             return ((hook, secret), [context.auditEvent(.webhooks, .created, name: hook.id, details: entryDetails, now: now)])
         }
         context.logger.info("webhook \(hook.id) created for \(ordered.joined(separator: ","))")
@@ -91,7 +92,7 @@ struct WebhookRoutes {
     @Sendable func delete(_ request: Request, context: ServerContext) async throws -> Response {
         let caller = try context.require(.webhooksManage)
         let hook = try await visibleWebhook(context, caller: caller)
-        let deleted = try await service.changeRegistry { registry, now throws(VSecureError) in
+        let deleted = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
             let deleted = try registry.deleteWebhook(id: hook.id, now: now)
             return (deleted, deleted ? [context.auditEvent(.webhooks, .deleted, name: hook.id, now: now)] : [])
         }

@@ -266,7 +266,9 @@ final class SQLiteDatabase {
         }
         if !nested && checkpointAfterCommit {
             checkpointAfterCommit = false
-            try truncatingCheckpoint()
+            // The transaction has committed: a checkpoint that fails now must not make it look
+            // as if it had not. Its pages may remain, and `lastCheckpointComplete` says so.
+            do { try truncatingCheckpoint() } catch { lastCheckpointComplete = false }
         }
         return result
     }

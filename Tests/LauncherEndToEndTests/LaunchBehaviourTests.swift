@@ -74,6 +74,19 @@ struct LaunchBehaviourTests {
         #expect(narrowEnv["WORKER"] != nil && narrowEnv["API_TWO"] == nil)
     }
 
+    @Test("a variable name given as NAME=VALUE is refused without showing the value")
+    func variableNameWithValue() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("ONLY", "1")
+        let canary = LaunchFixture.canary()
+        for option in ["--keep", "--only", "--allow-override"] {
+            let result = try fixture.launch(["--env", "production", "--tags", "x", option, "DB_PASS=\(canary)", "--", "/bin/true"])
+            #expect(result.status == 2, "\(option): \(result)")
+            #expect(result.stderr.contains("invalid variable name 'DB_PASS=...'"), "\(option): \(result.stderr)")
+            #expect(!result.stderr.contains(canary) && !result.stdoutText.contains(canary))
+        }
+    }
+
     @Test("--only never exports a listed secret under its own name through a tag selection")
     func onlyKeepsRenames() throws {
         let fixture = try LaunchFixture()

@@ -178,6 +178,8 @@ struct AuditedChangeTests {
                                                                       json: ["names": ["API_KEY"], "environment": "production"]), "scope", "production/*"),
                 ("list", try await client.send(.get, "/v1/security/secrets?environment=production", key: staging), "environment", "production/*"),
                 ("list without the scope", try await client.send(.get, "/v1/security/secrets", key: writeOnly), "scope", "*"),
+                ("list of an environment without the scope", try await client.send(.get, "/v1/security/secrets?environment=production", key: writeOnly),
+                 "scope", "production/*"),
             ]
             let log = try AuditLog.open(path: server.directory.file("audit.db"), keyPath: server.directory.file("audit.key"), create: false)
             let denials = try log.entries(AuditFilter(resource: .secrets, outcome: .failure, limit: 100)).entries.sorted { $0.seq < $1.seq }
