@@ -9,14 +9,14 @@ public struct SecretName: Hashable, Comparable, Sendable, CustomStringConvertibl
         guard !bytes.isEmpty else {
             throw .usage("secret name is empty", hint: "names look like API_KEY: letters, digits and _, not starting with a digit")
         }
-        // NAME=VALUE given where a name was expected: neither the value nor its length is shown.
-        if bytes.contains(UInt8(ascii: "=")) {
-            throw .usage("invalid secret name \(Quoted(Self.shown(text)))", hint: "a name cannot contain '='")
-        }
-        guard bytes.count <= Self.maxLength else {
-            throw .usage("secret name \(Quoted(text)) is \(bytes.count) characters long; the limit is \(Self.maxLength)")
-        }
-        guard Self.isValid(bytes) else {
+        guard bytes.count <= Self.maxLength, Self.isValid(bytes) else {
+            // NAME=VALUE given where a name was expected: neither the value nor its length is shown.
+            if bytes.contains(UInt8(ascii: "=")) {
+                throw .usage("invalid secret name \(Quoted(Self.shown(text)))", hint: "a name cannot contain '='")
+            }
+            if bytes.count > Self.maxLength {
+                throw .usage("secret name \(Quoted(text)) is \(bytes.count) characters long; the limit is \(Self.maxLength)")
+            }
             throw .usage("invalid secret name \(Quoted(text))",
                          hint: "names look like API_KEY: letters, digits and _, not starting with a digit")
         }

@@ -149,12 +149,12 @@ public enum Launcher {
     }
 
     static func checkProtected(_ injections: [Injection], allowed: [String]) throws(VSecureError) {
-        if injections.contains(where: { $0.variable.rawValue == ProtectedVariables.runID }) {
-            throw VSecureError(.unsafeEnvironment, "refusing to set \(ProtectedVariables.runID) from a secret: vsecure-run sets it to this launch's run id, the one its audit receipt records",
-                               hint: "export the secret under another variable with 'as:' in the manifest")
-        }
         var refused: [String] = []
         for injection in injections where ProtectedVariables.isProtected(injection.variable.rawValue) {
+            if injection.variable.rawValue == ProtectedVariables.runID {
+                throw VSecureError(.unsafeEnvironment, "refusing to set \(ProtectedVariables.runID) from a secret: vsecure-run sets it to this launch's run id, the one its audit receipt records",
+                                   hint: "export the secret under another variable with 'as:' in the manifest")
+            }
             if !allowed.contains(injection.variable.rawValue) { refused.append(injection.variable.rawValue) }
         }
         guard refused.isEmpty else {
