@@ -187,7 +187,7 @@ extension SecretService {
     }
 }
 
-/// What a change to the vault answers, and the audit entries that record it.
+/// What a change answers, and the audit entries that record it.
 struct AuditedAnswer {
     var status: HTTPResponse.Status
     var body: JSONValue
