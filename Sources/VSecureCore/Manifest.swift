@@ -9,6 +9,8 @@ public struct Manifest: Equatable, Sendable {
     public var secrets: [ManifestEntry]
     /// `select.tags`: every secret of the environment that carries all these tags.
     public var selectTags: [Tag]
+    /// Where `select.tags` is in the file, for messages.
+    public var selectLocation: SourceLocation?
     public var templates: [ManifestTemplate]
     /// `source:`: where the secrets come from when no flag or variable says otherwise.
     public var source: ManifestSource
@@ -16,11 +18,13 @@ public struct Manifest: Equatable, Sendable {
     public var path: String
 
     public init(version: Int = Manifest.currentVersion, environment: EnvironmentName? = nil, secrets: [ManifestEntry] = [],
-                selectTags: [Tag] = [], templates: [ManifestTemplate] = [], path: String = "vsecure.yml") {
+                selectTags: [Tag] = [], selectLocation: SourceLocation? = nil, templates: [ManifestTemplate] = [],
+                path: String = "vsecure.yml") {
         self.version = version
         self.environment = environment
         self.secrets = secrets
         self.selectTags = selectTags
+        self.selectLocation = selectLocation
         self.templates = templates
         self.source = ManifestSource()
         self.path = path

@@ -83,7 +83,8 @@ public struct LaunchPlan {
             templates = manifest.templates.filter { only.isEmpty || only.contains($0.variable) }
             if !manifest.selectTags.isEmpty {
                 selections.append(Selection(tags: manifest.selectTags,
-                                            origin: "select.tags [\(manifest.selectTags.map(\.rawValue).joined(separator: ","))] in \(manifest.path)"))
+                                            origin: "select.tags [\(manifest.selectTags.map(\.rawValue).joined(separator: ","))] at \(manifest.path)"
+                                                + (manifest.selectLocation.map { ":\($0)" } ?? "")))
             }
         }
         for tags in extraTagSelections where !tags.isEmpty {

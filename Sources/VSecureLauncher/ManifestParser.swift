@@ -65,7 +65,7 @@ private struct ManifestReader {
             case "secrets":
                 manifest.secrets = try secrets(value)
             case "select":
-                manifest.selectTags = try selectTags(value)
+                (manifest.selectTags, manifest.selectLocation) = try selectTags(value)
             case "templates":
                 manifest.templates = try templates(value)
             case "source":
@@ -165,10 +165,11 @@ private struct ManifestReader {
         return names
     }
 
-    private func selectTags(_ node: YAMLNode) throws(SourceProblem) -> [Tag] {
+    /// The tags of `select.tags` and where the list is.
+    private func selectTags(_ node: YAMLNode) throws(SourceProblem) -> ([Tag], SourceLocation?) {
         let fields = try Fields(node, subject: "'select'", expected: "a mapping", hint: "write 'select: {tags: [api]}'")
         try fields.rejectUnknown(allowed: Keys.select, in: "'select'")
-        guard let tagsNode = fields["tags"] else { return [] }
+        guard let tagsNode = fields["tags"] else { return ([], nil) }
         guard case .sequence(let items, _) = tagsNode else {
             throw mismatch(tagsNode, "'tags'", expected: "a list of tags", hint: "write 'tags: [api]', even for a single tag")
         }
@@ -178,7 +179,7 @@ private struct ManifestReader {
             // Repeating a tag does not change the selection; accept it like `--tags a,a`.
             if !tags.contains(tag) { tags.append(tag) }
         }
-        return tags
+        return (tags, tags.isEmpty ? nil : tagsNode.location)
     }
 
     private func source(_ node: YAMLNode) throws(SourceProblem) -> ManifestSource {

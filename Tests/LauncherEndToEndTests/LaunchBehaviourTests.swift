@@ -113,6 +113,8 @@ struct LaunchBehaviourTests {
         let result = try fixture.launch(["--env", "production", "--", "/bin/true"])
         #expect(result.status == 11, "\(result)")
         #expect(result.stderr.contains("OTHER_TOKEN") && result.stderr.contains("secret TOKEN"))
+        #expect(result.stderr.contains("vsecure.yml:3:") && result.stderr.contains("select.tags [api] at vsecure.yml:6:"),
+                "both sources with their positions: \(result.stderr)")
         #expect(!result.stderr.contains("from-tags") && !result.stderr.contains("from-manifest"))
     }
 

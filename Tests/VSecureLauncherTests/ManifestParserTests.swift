@@ -216,6 +216,7 @@ private let acceptances: [ManifestAcceptance] = [
                 ManifestEntry(name: secret("STRIPE_KEY"), file: true, location: at(14, 5)),
             ],
             selectTags: [tag("api"), tag("db:primary")],
+            selectLocation: at(19, 5),
             templates: [
                 ManifestTemplate(variable: variable("DATABASE_DSN"),
                                  parts: [literal("postgres://"), reference("DB_USER"), literal(":"), reference("DB_PASSWORD"),
@@ -247,6 +248,7 @@ private let acceptances: [ManifestAcceptance] = [
                               environmentNames: [environment("staging"): secret("E")], location: at(2, 20)),
             ],
             selectTags: [tag("api"), tag("v2")],
+            selectLocation: at(3, 17),
             templates: [ManifestTemplate(variable: variable("T"), parts: [reference("A"), reference("B")], location: at(4, 14))],
             path: "vsecure.yml"
         )
