@@ -193,3 +193,59 @@ struct AuditedChangeTests {
         }
     }
 }
+
+/// A store that runs out of space between its change's entries and its commit: the paths where
+/// the log is ahead of the store. The vault or server.db sits on a small tmpfs of its own, the
+/// audit log on the usual disk.
+@Suite("Audited changes whose store is full", .serialized,
+       .enabled(if: SmallDisk.canMount, "mounting a tmpfs needs root (CAP_SYS_ADMIN); SmallDisk.whyNot has the reason"))
+struct AuditedCommitFailureTests {
+    static func updates(_ server: ServerFixture, _ name: String) throws -> [AuditEntry] {
+        let log = try AuditLog.open(path: server.directory.file("audit.db"), keyPath: server.directory.file("audit.key"), create: false)
+        #expect(try log.verify().isIntact)
+        return try log.entries(AuditFilter(action: .updated, name: name, limit: 100)).entries.sorted { $0.seq < $1.seq }
+    }
+
+    @Test("a vault commit that fails after its entry is written: an error, no new version, and a commit_failed entry after it",
+          .timeLimit(.minutes(3)))
+    func vaultCommitFails() async throws {
+        let mount = try TemporaryDirectory(prefix: "vsecure-full-vault")
+        let disk = try SmallDisk(at: mount.file("disk"), megabytes: 4)
+        defer { disk.unmount() }
+        let server = try ServerFixture.make(vaultDirectory: disk.path)
+        let admin = server.admin
+        try await server.test { client in
+            try await client.createSecret("KEPT", value: "one", key: admin)
+            try disk.fill()
+            let refused = try await client.send(.put, "/v1/security/secrets/KEPT", key: admin, json: ["value": "two"])
+            #expect(refused.status.code >= 500, "\(refused)")
+            disk.free()
+            #expect(try await server.versionCount("KEPT") == 1)
+            let updates = try Self.updates(server, "KEPT")
+            #expect(updates.map(\.event.outcome) == [.success, .failure], "\(updates.map(\.event))")
+            #expect(updates.last?.event.details.contains { $0.0 == "reason" && $0.1 == "commit_failed" } == true)
+            let again = try await client.send(.put, "/v1/security/secrets/KEPT", key: admin, json: ["value": "two"])
+            #expect(again.status == .ok && again.int("version") == 2, "with room again: \(again)")
+        }
+    }
+
+    @Test("an Idempotency-Key's answer that cannot be kept after a vault change: the change is answered as made",
+          .timeLimit(.minutes(3)))
+    func answerNotKept() async throws {
+        let mount = try TemporaryDirectory(prefix: "vsecure-full-registry")
+        let disk = try SmallDisk(at: mount.file("disk"), megabytes: 4)
+        defer { disk.unmount() }
+        let server = try ServerFixture.make(registryDirectory: disk.path)
+        let admin = server.admin
+        try await server.test { client in
+            try await client.createSecret("KEPT", value: "one", key: admin)
+            try disk.fill()
+            let made = try await client.send(.put, "/v1/security/secrets/KEPT", key: admin, json: ["value": "two"],
+                                             headers: [.idempotencyKey: "unkept"])
+            #expect(made.status == .ok && made.int("version") == 2, "the change happened and is answered so: \(made)")
+            disk.free()
+            #expect(try await server.versionCount("KEPT") == 2)
+            #expect(try Self.updates(server, "KEPT").map(\.event.version) == [2])
+        }
+    }
+}

@@ -74,29 +74,32 @@ final class ServerFixture: Sendable {
         self.environments = environments
     }
 
-    /// A new store in a temporary directory (vault.db, vault.key, server.db) with an admin key.
+    /// A new store in a temporary directory (vault.db, vault.key, server.db, audit.db) with an
+    /// admin key. With `vaultDirectory`, vault.db and vault.key go there instead, and with
+    /// `registryDirectory` server.db (a test can put them on a disk of their own).
     static func make(limits: ServerLimits = ServerFixture.relaxedLimits,
                      environments: [String] = ["development", "staging", "production"],
-                     rotation: ServerRotationSettings = ServerRotationSettings()) throws -> ServerFixture {
+                     rotation: ServerRotationSettings = ServerRotationSettings(),
+                     vaultDirectory: String? = nil, registryDirectory: String? = nil) throws -> ServerFixture {
         let directory = try TemporaryDirectory(prefix: "vsecure-server-test")
+        let vaultPath = (vaultDirectory ?? directory.path) + "/vault.db", keyPath = (vaultDirectory ?? directory.path) + "/vault.key"
         let clock = TestClock()
         var envs: [EnvironmentName] = []
         for text in environments { envs.append(try EnvironmentName(text)) }
-        let vault = try LocalVault.create(at: directory.file("vault.db"), protection: .keyFile(path: directory.file("vault.key")),
-                                          environments: envs, now: clock.now)
-        let registry = try ServerRegistry(path: directory.file("server.db"), vault: vault)
+        let vault = try LocalVault.create(at: vaultPath, protection: .keyFile(path: keyPath), environments: envs, now: clock.now)
+        let registry = try ServerRegistry(path: (registryDirectory ?? directory.path) + "/server.db", vault: vault)
         let (key, token) = try registry.createKey(name: "admin", scopes: Scope.allCases.map(\.rawValue), environments: nil,
                                                   expiresAt: nil, now: clock.now)
         let readers = try VaultReaders(count: 2) { () throws(VSecureError) in
-            try LocalVault.open(at: directory.file("vault.db"), readOnly: true,
-                                keys: KeySource(keyFilePath: directory.file("vault.key")) { () throws(VSecureError) in
+            try LocalVault.open(at: vaultPath, readOnly: true,
+                                keys: KeySource(keyFilePath: keyPath) { () throws(VSecureError) in
                                     throw VSecureError(.key, "a key file vault")
                                 })
         }
         let audit = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
         let rotator = try SecretRotator(settings: rotation, clock: clock.function, audit: audit) { () throws(VSecureError) in
-            try LocalVault.open(at: directory.file("vault.db"),
-                                keys: KeySource(keyFilePath: directory.file("vault.key")) { () throws(VSecureError) in
+            try LocalVault.open(at: vaultPath,
+                                keys: KeySource(keyFilePath: keyPath) { () throws(VSecureError) in
                                     throw VSecureError(.key, "a key file vault")
                                 })
         }
