@@ -100,13 +100,14 @@ final class MillisecondClock: Sendable {
 }
 
 extension WebhookSettings {
-    /// Retries a millisecond apart, short timeouts, a fast poll: for tests.
+    /// Retries a millisecond apart and a fast poll, for tests; a long attempt time-out, since a
+    /// loaded full suite can hold an answered attempt up for many seconds.
     static var fast: WebhookSettings {
         var settings = WebhookSettings()
         settings.retryBase = .milliseconds(1)
         settings.retryCap = .milliseconds(10)
         settings.pollInterval = .milliseconds(20)
-        settings.attemptTimeout = .seconds(30)
+        settings.attemptTimeout = .seconds(300)
         return settings
     }
 }
