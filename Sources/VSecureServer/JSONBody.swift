@@ -11,7 +11,11 @@ struct JSONBody: Sendable {
     var raw: [UInt8] = []
 
     static func parse(_ request: Request, limit: Int, timeoutSeconds: Int64 = 30) async throws -> JSONBody {
-        let bytes = try await collect(request, limit: limit, timeoutSeconds: timeoutSeconds)
+        try parse(bytes: try await collect(request, limit: limit, timeoutSeconds: timeoutSeconds))
+    }
+
+    /// A body already collected (`collect`), parsed as `parse(_:limit:timeoutSeconds:)` does.
+    static func parse(bytes: [UInt8]) throws -> JSONBody {
         let value: JSONValue
         do { value = try JSONParser.parse(bytes) } catch {
             throw APIError(.validationError, error.message)

@@ -304,8 +304,11 @@ extension SecretRoutes {
         var environmentText = request.query("environment")
         var onlyIfDue = try request.queryBool("onlyIfDue")
         var bodyBytes: [UInt8] = []
-        if request.headers[.contentType] != nil {
-            let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
+        // The body is optional: an empty one is no body, whatever its Content-Type says.
+        if request.headers[.contentType] != nil,
+           case let bytes = try await JSONBody.collect(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds),
+           !bytes.isEmpty {
+            let body = try JSONBody.parse(bytes: bytes)
             try body.rejectUnknown(["environment", "onlyIfDue"])
             environmentText = try body.string("environment") ?? environmentText
             if let flag = try body.bool("onlyIfDue") { onlyIfDue = flag }

@@ -138,6 +138,13 @@ struct RotationRouteTests {
             let versions = try await client.send(.get, "/v1/security/secrets/TOKEN/versions?environment=production", key: admin)
             #expect(versions.data.map { $0["action"] as? String } == ["create", "rotate"], "\(versions)")
             #expect(versions.data.last?["actor"] as? String == "admin (\(admin.id))")
+
+            // The body is optional: an empty one with a JSON Content-Type (as `curl -X POST -H
+            // 'Content-Type: application/json'` sends) is no body; a body that is not JSON is 400.
+            let empty = try await client.send(.post, "/v1/security/secrets/TOKEN/rotate?environment=production", key: admin, bytes: [])
+            #expect(empty.status == .ok && empty.int("version") == 3, "\(empty)")
+            expectError(try await client.send(.post, "/v1/security/secrets/TOKEN/rotate?environment=production", key: admin, body: "{"),
+                        .badRequest, "VALIDATION_ERROR")
         }
     }
 
