@@ -12,11 +12,25 @@ import PackageDescription
 // (An unsafe flag: SwiftPM accepts it in a package used by path or branch, as docs/sdk.md says.)
 let launcherPath: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"])]
 
+// `vsecure-run` is a static PIE: no dynamic loader, no libc.so or libm.so to map and relocate,
+// and still loaded at a random address. That takes about a sixth off a local launch
+// (docs/benchmarks.md). It needs the static archives of libsodium, SQLite, libyaml and libstdc++
+// (the -dev packages install.sh installs) and lld (in the Swift toolchain; gold cannot link a
+// static PIE). A static glibc program cannot load libcurl, so launches from a server are handed
+// to `vsecure-run-remote`, the same launcher linked dynamically (RemoteHandOff.swift).
+// (A debug build is linked static without PIE: glibc's start-up relocation of a static PIE
+// asserts on the debug objects.)
+let staticLauncher: [LinkerSetting] = [
+    .unsafeFlags(["-static-executable", "-use-ld=lld", "-Xclang-linker", "-static-pie", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"], .when(configuration: .release)),
+    .unsafeFlags(["-static-executable"], .when(configuration: .debug)),
+]
+
 let package = Package(
     name: "vsecure",
     products: [
         .executable(name: "vsecure", targets: ["vsecure"]),
         .executable(name: "vsecure-run", targets: ["vsecure-run"]),
+        .executable(name: "vsecure-run-remote", targets: ["vsecure-run-remote"]),
         .executable(name: "vsecure-server", targets: ["vsecure-server"]),
         .library(name: "VSecureCore", targets: ["VSecureCore"]),
         .library(name: "VSecureVault", targets: ["VSecureVault"]),
@@ -80,7 +94,8 @@ let package = Package(
             ]
         ),
 
-        .executableTarget(name: "vsecure-run", dependencies: ["VSecureLauncher"], swiftSettings: launcherPath),
+        .executableTarget(name: "vsecure-run", dependencies: ["VSecureLauncher"], swiftSettings: launcherPath, linkerSettings: staticLauncher),
+        .executableTarget(name: "vsecure-run-remote", dependencies: ["VSecureLauncher"], swiftSettings: launcherPath),
         .executableTarget(
             name: "vsecure-server",
             dependencies: [

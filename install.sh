@@ -7,7 +7,8 @@ usage() {
     cat <<'USAGE'
 Usage: ./install.sh [options]
 
-Builds vsecure and vsecure-run (release, static Swift stdlib) and installs them into PREFIX/bin;
+Builds vsecure and vsecure-run (release, static Swift stdlib) and installs them into PREFIX/bin,
+and vsecure-run-remote (the launcher for launches from a server) into PREFIX/libexec/vsecure;
 with --with-server also vsecure-server (its first release build takes about 10 minutes here).
 Missing Debian packages (libsodium-dev, libsqlite3-dev, libyaml-dev, libcurl4-openssl-dev,
 pkg-config) are installed with apt-get first.
@@ -72,6 +73,7 @@ echo "install.sh: building release binaries (static Swift stdlib; libsodium, SQL
 mapfile -t release_flags < <(scripts/release-flags.sh)
 swift build -c release "${release_flags[@]}" --product vsecure >&2
 swift build -c release "${release_flags[@]}" --product vsecure-run >&2
+swift build -c release "${release_flags[@]}" --product vsecure-run-remote >&2
 tools=(vsecure vsecure-run)
 if [ "$server" = 1 ]; then
     swift build -c release "${release_flags[@]}" --product vsecure-server >&2
@@ -83,7 +85,11 @@ mkdir -p "$prefix/bin"
 for tool in "${tools[@]}"; do
     install -m 0755 "$bin_dir/$tool" "$prefix/bin/$tool"
 done
-echo "install.sh: installed ${tools[*]} into $prefix/bin" >&2
+# vsecure-run is a static executable and cannot load libcurl: it hands launches from a server to
+# this dynamically linked twin, which it looks for in ../libexec/vsecure beside itself.
+mkdir -p "$prefix/libexec/vsecure"
+install -m 0755 "$bin_dir/vsecure-run-remote" "$prefix/libexec/vsecure/vsecure-run-remote"
+echo "install.sh: installed ${tools[*]} into $prefix/bin and vsecure-run-remote into $prefix/libexec/vsecure" >&2
 
 if [ "$demo" = 1 ]; then
     exec ./examples/demo.sh "$prefix/bin"

@@ -4,12 +4,13 @@
 # hyperfine run:
 #   1. curl -s fetching the same batch (POST /v1/security/secrets/batch/get, the request the
 #      launcher sends) into /dev/null: the floor for one authenticated fetch;
-#   2. vsecure-run --endpoint … -- /bin/true: load libcurl, fetch, decode into the locked
-#      environment block, exec.
+#   2. vsecure-run --endpoint … -- /bin/true: hand the launch to vsecure-run-remote (the static
+#      vsecure-run cannot load libcurl), load libcurl, fetch, decode into the locked environment
+#      block, exec.
 # Prints the medians and the ratio. Target (issue 5): at most 1.0x curl at N=100.
 # Usage: bench/remote.sh [--runs 100] [--rounds 5] [--secrets 100] [--bin DIR]
-#   --bin: a directory holding built vsecure-run and vsecure-server (default: builds release
-#          binaries with scripts/release-flags.sh).
+#   --bin: a directory holding built vsecure-run, vsecure-run-remote and vsecure-server
+#          (default: builds release binaries with scripts/release-flags.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/common.sh
@@ -32,9 +33,9 @@ for tool in hyperfine curl python3; do
     command -v "$tool" >/dev/null || { echo "remote.sh: error: $tool is needed (apt-get install $tool)" >&2; exit 1; }
 done
 if [ -z "$bin" ]; then
-    bin="$(release_bin vsecure-run vsecure-server)"
+    bin="$(release_bin vsecure-run vsecure-run-remote vsecure-server)"
 fi
-for tool in vsecure-run vsecure-server; do
+for tool in vsecure-run vsecure-run-remote vsecure-server; do
     [ -x "$bin/$tool" ] || { echo "remote.sh: error: no $tool in $bin" >&2; exit 1; }
 done
 

@@ -5,6 +5,7 @@
    The Linux-only constants are spelled out instead (values from the kernel's uapi headers). */
 #include <errno.h>
 #include <fcntl.h>
+#include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -145,4 +146,8 @@ static inline int vsecure_forward_end(const struct sigaction *saved) {
     vsecure_forward_caught = 0;
     return caught;
 }
+/* Whether the process started without a dynamic loader (a static executable): the kernel
+   passes AT_BASE, the interpreter's load address, only when there is one. */
+static inline int vsecure_is_static_executable(void) { return getauxval(AT_BASE) == 0; }
+
 #endif

@@ -1,11 +1,12 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLinux
 
 /// Who acts on a local vault, for version records and audit entries: `VSECURE_ACTOR`, else
 /// `user@host`, the user being `USER` when set, else the effective user's name from the password
-/// database, else `uid<N>`. (`USER` first: the name is a record, not a credential, and
-/// `VSECURE_ACTOR` can say anything.)
+/// database (in the static `vsecure-run`, `/etc/passwd` only), else `uid<N>`. (`USER` first: the
+/// name is a record, not a credential, and `VSECURE_ACTOR` can say anything.)
 public enum LocalIdentity {
     public static func actor(override: String?) -> String {
         if let override, !override.isEmpty { return override }
@@ -50,7 +51,11 @@ public enum LocalIdentity {
         return nil
     }
 
+    /// Not in a static executable (`vsecure-run`): glibc's NSS would load its modules with
+    /// `dlopen`, which a static program survives only with the very glibc it was linked
+    /// against, and an image may have another. Such a launch records `uid<N>`.
     private static func databaseName(uid: uid_t) -> String? {
+        guard vsecure_is_static_executable() == 0 else { return nil }
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return nil }
         return String(cString: name)
     }

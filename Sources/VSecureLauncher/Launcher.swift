@@ -13,13 +13,16 @@ public enum LauncherVersion {
 
 /// `vsecure-run`: manifest → resolve → one batch read → locked environment block → execve.
 public enum Launcher {
-    public static func main(_ arguments: [String]) -> Never {
+    /// `handsOffRemote`: whether a launch from a server is handed to `vsecure-run-remote` when
+    /// this executable is static (`RemoteHandOff`); the twin itself passes false.
+    public static func main(_ arguments: [String], handsOffRemote: Bool = true) -> Never {
         // Before anything is read: no core dumps, no same-user ptrace of this process.
         _ = vsecure_set_not_dumpable()
         _ = vsecure_disable_core_dumps()
         let scan = MemoryScan.prepareIfRequested()
         do {
-            try run(Array(arguments.dropFirst()), scan: scan)
+            try run(Array(arguments.dropFirst()), scan: scan,
+                    handOff: handsOffRemote && RemoteHandOff.isStaticExecutable ? arguments : nil)
         } catch {
             // Every secret buffer has been released (and wiped) by the time the error unwinds here.
             Sodium.wipeStack()
@@ -30,7 +33,9 @@ public enum Launcher {
     }
 
     /// Returns only for `--help`, `--version` and `--dry-run`; otherwise it execs or throws.
-    static func run(_ argv: [String], scan: MemoryScan?) throws(VSecureError) -> Never {
+    /// `handOff`: the whole argument vector, when a launch from a server must be handed to the
+    /// dynamically linked twin.
+    static func run(_ argv: [String], scan: MemoryScan?, handOff: [String]? = nil) throws(VSecureError) -> Never {
         let options = try LaunchArguments.parse(argv)
         if options.help {
             LauncherConsole.out(LaunchArguments.helpText)
@@ -55,6 +60,8 @@ public enum Launcher {
         var remote: RemoteLaunchSource?
         let environment: EnvironmentName
         if let url = try serverURL(settings: settings, manifest: manifest) {
+            // Before the API key or anything else secret is read.
+            if let handOff { try RemoteHandOff.exec(handOff) }
             guard let chosen = settings.explicitEnvironment ?? manifest?.environment else {
                 throw .usage("a launch from a server needs an environment", hint: "pass --env, set VSECURE_ENV, or write environment: in the manifest")
             }

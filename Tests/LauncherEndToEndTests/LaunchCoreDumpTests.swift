@@ -21,12 +21,15 @@ struct LaunchCoreDumpTests {
     }
 
     /// Runs `vsecure-run arguments…` under gdb, stops it at execve and dumps its memory.
+    /// `handOff`: let the first execve (the static launcher handing a launch from a server to
+    /// vsecure-run-remote) go on, and dump at the twin's execve of the program.
     static func dumpAtExec(_ arguments: [String], environment: [String: String], directory: TemporaryDirectory,
-                           excludedMappings: Bool = true) throws -> Dump {
+                           excludedMappings: Bool = true, handOff: Bool = false) throws -> Dump {
         let core = directory.file("launcher-\(UUID().uuidString).core")
         defer { try? FileManager.default.removeItem(atPath: core) }
-        var commands = ["set breakpoint pending on", "break execve", "run", "printf \"EXECVE-PATH %s\\n\", (char *) $rdi",
-                        "generate-core-file \(core)", "kill"]
+        let printPath = "printf \"EXECVE-PATH %s\\n\", (char *) $rdi"
+        var commands = ["set breakpoint pending on", "break execve", "run"] + (handOff ? [printPath, "continue"] : [])
+            + [printPath, "generate-core-file \(core)", "kill"]
         if excludedMappings { commands.insert("set dump-excluded-mappings on", at: 0) }
         let gdbArguments = ["-batch", "-nx"] + commands.flatMap { ["-ex", $0] } + ["--args", Binaries.vsecureRun] + arguments
         let result = try runProcess(gdbPath!, gdbArguments, environment: environment, workingDirectory: directory.path, timeout: 120)
@@ -111,7 +114,12 @@ struct LaunchCoreDumpTests {
             guard created.status == 0 else { throw TestFailure("create failed: \(created)") }
         }
         try store.directory.write("vsecure.yml", "version: 1\nsecrets: [CORE_CANARY_0, CORE_CANARY_1, CORE_CANARY_2]\n", mode: 0o644)
-        let dump = try Self.dumpAtExec(["--env", "production", "--", "/bin/true"], environment: env, directory: store.directory)
+        // The static vsecure-run hands the launch to vsecure-run-remote before reading anything
+        // secret; the core is taken where the twin execs the program.
+        let dump = try Self.dumpAtExec(["--env", "production", "--", "/bin/true"], environment: env, directory: store.directory,
+                                       handOff: true)
+        #expect(dump.gdbOutput.contains("EXECVE-PATH \(Binaries.directory)/../libexec/vsecure/vsecure-run-remote")
+                || dump.gdbOutput.contains("EXECVE-PATH \(Binaries.directory)/vsecure-run-remote"), "\(dump.gdbOutput)")
         Self.expectOneCopyEach(dump, canaries)
     }
 }

@@ -115,6 +115,53 @@ struct RemoteLaunchTests {
         #expect(!FileManager.default.fileExists(atPath: marker), "no child was ever started")
     }
 
+    @Test("the static vsecure-run hands a launch from a server to vsecure-run-remote: found in PREFIX/libexec/vsecure or beside it; without it exit 13, naming where it looked, and no child")
+    func handOff() throws {
+        let setup = try Self.start()
+        try Self.put(setup, "HANDED", Array("v-handed".utf8))
+        let manifest = try setup.store.directory.write("vsecure.yml", "version: 1\nsecrets: [HANDED]\n")
+        let files = FileManager.default
+        func place(_ binary: String, at path: String) throws {
+            try files.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
+            try files.copyItem(atPath: Binaries.directory + "/" + binary, toPath: path)
+        }
+        func launch(_ launcher: String, _ command: [String]) throws -> ProcessResult {
+            var env = minimalEnvironment(home: setup.store.home)
+            env["VSECURE_API_KEY"] = setup.store.adminToken
+            env["VSECURE_ENDPOINT"] = setup.server.baseURL
+            env["VSECURE_ENV"] = "production"
+            return try runProcess(launcher, ["--manifest", manifest, "--"] + command, environment: env,
+                                  workingDirectory: setup.store.directory.path, timeout: 60)
+        }
+
+        // As install.sh lays it out: PREFIX/bin/vsecure-run and PREFIX/libexec/vsecure/vsecure-run-remote.
+        let prefix = setup.store.directory.file("prefix")
+        try place("vsecure-run", at: prefix + "/bin/vsecure-run")
+        try place("vsecure-run-remote", at: prefix + "/libexec/vsecure/vsecure-run-remote")
+        let installed = try launch(prefix + "/bin/vsecure-run", ["/usr/bin/env"])
+        #expect(installed.status == 0, "\(installed)")
+        #expect(installed.stdoutText.split(separator: "\n").contains("HANDED=v-handed"), "\(installed)")
+        #expect(!installed.stdoutText.contains(setup.store.adminToken), "the API key is not passed on")
+
+        // Both in one directory, as an image that copies them side by side.
+        let flat = setup.store.directory.file("flat")
+        try place("vsecure-run", at: flat + "/vsecure-run")
+        try place("vsecure-run-remote", at: flat + "/vsecure-run-remote")
+        let beside = try launch(flat + "/vsecure-run", ["/usr/bin/env"])
+        #expect(beside.status == 0 && beside.stdoutText.contains("HANDED=v-handed"), "\(beside)")
+
+        // vsecure-run alone: a clear error, no child.
+        let alone = setup.store.directory.file("alone")
+        try place("vsecure-run", at: alone + "/vsecure-run")
+        let marker = setup.store.directory.file("started")
+        let refused = try launch(alone + "/vsecure-run", ["/usr/bin/touch", marker])
+        #expect(refused.status == 13, "\(refused)")
+        #expect(refused.stderr.contains("vsecure-run: error: a launch from a server runs vsecure-run-remote, and there is none at '\(alone)/../libexec/vsecure/vsecure-run-remote' or '\(alone)/vsecure-run-remote'"), "\(refused)")
+        #expect(refused.stderr.contains("hint: install it with ./install.sh"), "\(refused)")
+        #expect(!FileManager.default.fileExists(atPath: marker), "no child was started")
+        #expect(!refused.stderr.contains(setup.store.adminToken))
+    }
+
     @Test("HTTPS: trusted with --cacert; an untrusted CA is refused")
     func tls() throws {
         let setup = try Self.start(pki: true)
