@@ -14,7 +14,7 @@ Missing Debian packages (libsodium-dev, libsqlite3-dev, libyaml-dev, libcurl4-op
 pkg-config) are installed with apt-get first.
 
 Options:
-  --prefix DIR   install into DIR/bin (default: $PREFIX, else /usr/local)
+  --prefix DIR   install into DIR/bin and DIR/libexec/vsecure (default: $PREFIX, else /usr/local)
   --deps-only    only install the build dependencies
   --no-deps      do not check or install the Debian packages
   --with-server  also build and install vsecure-server
@@ -69,7 +69,7 @@ if ! command -v swift >/dev/null 2>&1; then
     exit 1
 fi
 
-echo "install.sh: building release binaries (static Swift stdlib; libsodium, SQLite and libyaml linked in)" >&2
+echo "install.sh: building release binaries (static Swift stdlib; libsodium, SQLite and libyaml linked in; vsecure-run fully static)" >&2
 mapfile -t release_flags < <(scripts/release-flags.sh)
 swift build -c release "${release_flags[@]}" --product vsecure >&2
 swift build -c release "${release_flags[@]}" --product vsecure-run >&2

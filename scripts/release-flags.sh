@@ -8,13 +8,16 @@
 #   Exception.
 # The static Swift runtime needs libstdc++ and libgcc_s, and loading them (long C++ symbol names
 # to look up and relocate) cost vsecure-run more than its own work on the vault; with all five
-# linked in, vsecure-run needs only libc and libm (docs/benchmarks.md has the figures).
+# linked in, vsecure and vsecure-run-remote need only libc, libm and what they load with dlopen
+# (docs/benchmarks.md has the figures). vsecure-run goes further: Package.swift links it as a
+# static PIE (glibc too), and there a missing archive is a link error.
 # The price: a security update of these libraries reaches the binaries only when they are
 # rebuilt (run ./install.sh again after `apt-get upgrade`).
 # --disable-local-rpath: SwiftPM's default `$ORIGIN` run path sends the dynamic loader through a
 #   dozen directories beside the binary (glibc-hwcaps/…, tls/…) before it finds libc and libm;
 #   with the Swift runtime linked in, nothing is ever loaded from there.
-# When an archive is missing the shared library is used, and a note says so on stderr.
+# When an archive is missing the shared library is used (except for vsecure-run, above), and a
+# note says so on stderr.
 # Usage: scripts/release-flags.sh [BUILD_DIR]   (default .build, relative to the repository or
 #   absolute, as for --scratch-path; the link directory goes inside it)
 set -euo pipefail

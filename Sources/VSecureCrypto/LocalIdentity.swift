@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLinux
 
 /// Who acts on a local vault, for version records and audit entries: `VSECURE_ACTOR`, else
 /// `user@host`, the user being `USER` when set, else the effective user's name from the password
@@ -55,7 +54,7 @@ public enum LocalIdentity {
     /// `dlopen`, which a static program survives only with the very glibc it was linked
     /// against, and an image may have another. Such a launch records `uid<N>`.
     private static func databaseName(uid: uid_t) -> String? {
-        guard vsecure_is_static_executable() == 0 else { return nil }
+        guard !ProcessImage.isStatic else { return nil }
         guard let entry = getpwuid(uid), let name = entry.pointee.pw_name else { return nil }
         return String(cString: name)
     }

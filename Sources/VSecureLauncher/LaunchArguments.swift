@@ -146,8 +146,8 @@ public struct LaunchArguments: Equatable, Sendable {
         Vault:
           --vault PATH             vault file (default: $VSECURE_VAULT, else ~/.vsecure/vault.db)
           --key-file PATH          key file (default: $VSECURE_KEY_FILE, else ~/.vsecure/vault.key)
-          --passphrase-file PATH   passphrase for a passphrase vault (else $VSECURE_PASSPHRASE)
-        Server (instead of the local vault):
+          --passphrase-file PATH   passphrase for a passphrase vault (else $VSECURE_PASSPHRASE_FILE, $VSECURE_PASSPHRASE)
+        Server (instead of the local vault; run by vsecure-run-remote, from ../libexec/vsecure or beside vsecure-run):
           --endpoint URL           a vsecure server (default: $VSECURE_ENDPOINT); the API key is $VSECURE_API_KEY.
                                    A manifest's source.endpoint must name the same server
           --cacert FILE            trust this CA for the server (default: $VSECURE_CA_CERT)

@@ -20,9 +20,12 @@ public enum Launcher {
         _ = vsecure_set_not_dumpable()
         _ = vsecure_disable_core_dumps()
         let scan = MemoryScan.prepareIfRequested()
-        do {
-            try run(Array(arguments.dropFirst()), scan: scan,
-                    handOff: handsOffRemote && RemoteHandOff.isStaticExecutable ? arguments : nil)
+        do throws(VSecureError) {
+            if !handsOffRemote && ProcessImage.isStatic {
+                throw VSecureError(.internalError, "\(RemoteHandOff.twinName) is linked statically, so it cannot load libcurl",
+                                   hint: "build it as Package.swift does (dynamically), e.g. with ./install.sh")
+            }
+            try run(Array(arguments.dropFirst()), scan: scan, handOff: handsOffRemote && ProcessImage.isStatic ? arguments : nil)
         } catch {
             // Every secret buffer has been released (and wiped) by the time the error unwinds here.
             Sodium.wipeStack()
@@ -49,6 +52,10 @@ public enum Launcher {
             throw .usage("no command given", hint: "write the command after the options: vsecure-run --env production -- ./server")
         }
         let settings = try LaunchSettings(options)
+        // A launch from a server (only an endpoint the user named makes one: see serverURL) is
+        // handed to the dynamically linked twin here, before anything secret is read; the twin
+        // reads the manifest itself.
+        if let handOff, settings.endpoint != nil { try RemoteHandOff.exec(handOff) }
         let manifest = try settings.loadManifest()
         let commandPath = options.command.isEmpty ? nil
             : try CommandLookup.resolve(options.command[0], searchPath: LauncherConsole.string("PATH"))
@@ -60,8 +67,6 @@ public enum Launcher {
         var remote: RemoteLaunchSource?
         let environment: EnvironmentName
         if let url = try serverURL(settings: settings, manifest: manifest) {
-            // Before the API key or anything else secret is read.
-            if let handOff { try RemoteHandOff.exec(handOff) }
             guard let chosen = settings.explicitEnvironment ?? manifest?.environment else {
                 throw .usage("a launch from a server needs an environment", hint: "pass --env, set VSECURE_ENV, or write environment: in the manifest")
             }

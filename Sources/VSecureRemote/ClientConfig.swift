@@ -255,7 +255,8 @@ public enum ClientEnvironment {
 
     public static var home: String {
         if let home = string("HOME") { return home }
-        if let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }
+        // Not from NSS in the static vsecure-run (ProcessImage.isStatic).
+        if !ProcessImage.isStatic, let entry = getpwuid(geteuid()), let dir = entry.pointee.pw_dir { return String(cString: dir) }
         return "/"
     }
 }

@@ -112,8 +112,8 @@ struct SecretsHistoryTests {
         #expect(parts.last == """
               -----BEGIN-----
               line-A
-            + line-C
             - line-B
+            + line-C
               -----END-----
 
             """)

@@ -115,15 +115,16 @@ struct RemoteLaunchTests {
         #expect(!FileManager.default.fileExists(atPath: marker), "no child was ever started")
     }
 
-    @Test("the static vsecure-run hands a launch from a server to vsecure-run-remote: found in PREFIX/libexec/vsecure or beside it; without it exit 13, naming where it looked, and no child")
+    @Test("the static vsecure-run hands a launch from a server to vsecure-run-remote: found in PREFIX/libexec/vsecure or beside it; missing, not executable or a link to vsecure-run itself: exit 1 naming it, and no child")
     func handOff() throws {
         let setup = try Self.start()
         try Self.put(setup, "HANDED", Array("v-handed".utf8))
         let manifest = try setup.store.directory.write("vsecure.yml", "version: 1\nsecrets: [HANDED]\n")
         let files = FileManager.default
+        // Hard links: the same files under other paths (/proc/self/exe names the link), no copying.
         func place(_ binary: String, at path: String) throws {
             try files.createDirectory(atPath: (path as NSString).deletingLastPathComponent, withIntermediateDirectories: true)
-            try files.copyItem(atPath: Binaries.directory + "/" + binary, toPath: path)
+            try files.linkItem(atPath: Binaries.directory + "/" + binary, toPath: path)
         }
         func launch(_ launcher: String, _ command: [String]) throws -> ProcessResult {
             var env = minimalEnvironment(home: setup.store.home)
@@ -132,6 +133,15 @@ struct RemoteLaunchTests {
             env["VSECURE_ENV"] = "production"
             return try runProcess(launcher, ["--manifest", manifest, "--"] + command, environment: env,
                                   workingDirectory: setup.store.directory.path, timeout: 60)
+        }
+        let marker = setup.store.directory.file("started")
+        func expectRefused(_ launcher: String, _ message: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
+            let refused = try launch(launcher, ["/usr/bin/touch", marker])
+            #expect(refused.status == 1, "\(refused)", sourceLocation: sourceLocation)
+            #expect(refused.stderr.contains("vsecure-run: error: a launch from a server runs vsecure-run-remote, and " + message), "\(refused)",
+                    sourceLocation: sourceLocation)
+            #expect(!FileManager.default.fileExists(atPath: marker), "no child was started", sourceLocation: sourceLocation)
+            #expect(!refused.stderr.contains(setup.store.adminToken), sourceLocation: sourceLocation)
         }
 
         // As install.sh lays it out: PREFIX/bin/vsecure-run and PREFIX/libexec/vsecure/vsecure-run-remote.
@@ -150,16 +160,24 @@ struct RemoteLaunchTests {
         let beside = try launch(flat + "/vsecure-run", ["/usr/bin/env"])
         #expect(beside.status == 0 && beside.stdoutText.contains("HANDED=v-handed"), "\(beside)")
 
-        // vsecure-run alone: a clear error, no child.
+        // vsecure-run alone.
         let alone = setup.store.directory.file("alone")
         try place("vsecure-run", at: alone + "/vsecure-run")
-        let marker = setup.store.directory.file("started")
-        let refused = try launch(alone + "/vsecure-run", ["/usr/bin/touch", marker])
-        #expect(refused.status == 13, "\(refused)")
-        #expect(refused.stderr.contains("vsecure-run: error: a launch from a server runs vsecure-run-remote, and there is none at '\(alone)/../libexec/vsecure/vsecure-run-remote' or '\(alone)/vsecure-run-remote'"), "\(refused)")
-        #expect(refused.stderr.contains("hint: install it with ./install.sh"), "\(refused)")
-        #expect(!FileManager.default.fileExists(atPath: marker), "no child was started")
-        #expect(!refused.stderr.contains(setup.store.adminToken))
+        try expectRefused(alone + "/vsecure-run",
+                          "there is none at '\(setup.store.directory.path)/libexec/vsecure/vsecure-run-remote' or '\(alone)/vsecure-run-remote'")
+
+        // A twin that is vsecure-run itself (a link to it) would hand off forever: it is passed over.
+        let looped = setup.store.directory.file("looped")
+        try place("vsecure-run", at: looped + "/vsecure-run")
+        try files.createSymbolicLink(atPath: looped + "/vsecure-run-remote", withDestinationPath: looped + "/vsecure-run")
+        try expectRefused(looped + "/vsecure-run", "there is none at")
+
+        // A twin without the execute bit is named as such.
+        let plain = setup.store.directory.file("plain")
+        try place("vsecure-run", at: plain + "/vsecure-run")
+        try files.createDirectory(atPath: plain, withIntermediateDirectories: true)
+        try Data("#!/bin/sh\n".utf8).write(to: URL(fileURLWithPath: plain + "/vsecure-run-remote"))
+        try expectRefused(plain + "/vsecure-run", "'\(plain)/vsecure-run-remote' is not executable")
     }
 
     @Test("HTTPS: trusted with --cacert; an untrusted CA is refused")

@@ -105,8 +105,9 @@ enum LineDiff {
         var i = 0, j = 0
         while i < n || j < m {
             if i < n, j < m, x[i] == y[j] { emit("  ", x[i]); i += 1; j += 1 }
-            else if j < m, i == n || table[i][j + 1] >= table[i + 1][j] { emit("+ ", y[j]); j += 1 }
-            else { emit("- ", x[i]); i += 1 }
+            // Where both are possible, the old line first, as diff(1) prints a change.
+            else if i < n, j == m || table[i + 1][j] >= table[i][j + 1] { emit("- ", x[i]); i += 1 }
+            else { emit("+ ", y[j]); j += 1 }
         }
         return out
     }
