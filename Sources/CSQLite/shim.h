@@ -19,4 +19,12 @@ static inline int vsecure_sqlite3_keep_wal_on_close(sqlite3 *db) {
     if (rc != SQLITE_OK) return rc;
     return sqlite3_file_control(db, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
 }
+/* For a process where one thread alone uses SQLite (vsecure-run): no mutexes at all, and no
+   memory statistics (kept under a global mutex on every allocation by default). Must run before
+   SQLite is initialized; afterwards it changes nothing and returns SQLITE_MISUSE. */
+static inline int vsecure_sqlite3_single_thread(void) {
+    int rc = sqlite3_config(SQLITE_CONFIG_SINGLETHREAD);
+    if (rc != SQLITE_OK) return rc;
+    return sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+}
 #endif

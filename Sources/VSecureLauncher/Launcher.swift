@@ -19,6 +19,8 @@ public enum Launcher {
         // Before anything is read: no core dumps, no same-user ptrace of this process.
         _ = vsecure_set_not_dumpable()
         _ = vsecure_disable_core_dumps()
+        // The launcher is one thread (libcurl, in the twin, never touches SQLite).
+        SQLiteProcess.useFromOneThreadOnly()
         let scan = MemoryScan.prepareIfRequested()
         do throws(VSecureError) {
             if !handsOffRemote && ProcessImage.isStatic {
