@@ -85,8 +85,14 @@ struct UserRoutes {
     }
 
     @Sendable func disable(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.usersManage)
+        let caller = try context.require(.usersManage)
         let user = try await lookUp(context)
+        // A user has no way back once disabled (there is no enable), so a key never disables
+        // its own user: on a fresh server that is the only admin, and nothing could undo it.
+        guard user.id != caller.userID else {
+            throw APIError(.conflict, "a key cannot disable its own user (\(user.name)): every key of that user, this one included, would stop working",
+                           details: ["hint": "disable it with a key of another user that has users:manage"])
+        }
         // No body: the digest covers the method and the URL.
         return try await service.idempotent(request, context: context, bodyBytes: []) { registry, now throws(VSecureError) in
             guard let disabled = try registry.disableUser(id: user.id, now: now) else {

@@ -216,6 +216,12 @@ struct AccessControlTests {
             expectError(refused, .forbidden, "PERMISSION_DENIED")
             #expect(refused.errorMessage == "the user ops@example.com is disabled")
             expectError(try await client.send(.get, "/v1/security/api-keys", key: ops), .forbidden, "PERMISSION_DENIED")
+
+            // No key disables its own user (there is no way back): the only admin stays usable.
+            let selfDisable = try await client.send(.post, "/v1/security/users/admin/disable", key: server.admin)
+            expectError(selfDisable, .conflict, "CONFLICT")
+            #expect(selfDisable.errorMessage?.contains("cannot disable its own user") == true, "\(selfDisable)")
+            #expect(try await client.send(.get, "/v1/security/users", key: server.admin).status == .ok)
         }
     }
 
