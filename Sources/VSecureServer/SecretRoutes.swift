@@ -126,7 +126,8 @@ struct SecretRoutes {
         try await context.authorize(.read, environment: environment, name: name, service: service)
         let version = try query.queryInt("version", range: 1...Int(Int32.max))
         let allowExpired = try query.queryBool("allowExpired")
-        let read = try service.readSecret(environment: environment, name: name, version: version, allowExpired: allowExpired)
+        let read = try await readRecordingExpiry(environment: environment, name: name, version: version, allowExpired: allowExpired,
+                                                 context: context)
         let currentVersion = read.currentVersion
         // Without its audit entry the answer is wiped, not sent (503).
         let body = try await read.body.afterAudit {
@@ -136,6 +137,22 @@ struct SecretRoutes {
         // The ETag is the current version (what If-Match compares), even when an older one was read.
         return Response(status: .ok, headers: [.contentType: "application/json", .eTag: "\"\(currentVersion)\""],
                         body: .init(byteBuffer: body))
+    }
+
+    /// `SecretService.readSecret`; a read refused because the secret expired (410) is recorded
+    /// as a failed read, as on a local vault.
+    private func readRecordingExpiry(environment: EnvironmentName, name: SecretName, version: Int?, allowExpired: Bool,
+                                     context: ServerContext) async throws -> SecretService.SecretRead {
+        let refusal: VSecureError
+        do {
+            return try service.readSecret(environment: environment, name: name, version: version, allowExpired: allowExpired)
+        } catch {
+            guard error.status == .expired else { throw error }
+            refusal = error
+        }
+        try await service.record(context.auditEvent(.secrets, .accessed, outcome: .failure, environment: environment, name: name.rawValue,
+                                                    version: version, details: [("reason", "expired")], now: service.clock()))
+        throw refusal
     }
 
     static let updateFields: Set<String> = ["environment", "value", "valueBase64", "tags", "addTags", "removeTags", "metadata",

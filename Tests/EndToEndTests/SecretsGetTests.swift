@@ -82,10 +82,14 @@ struct SecretsGetTests {
         #expect(result.stderr == """
             vsecure: error: SHORT_LIVED in development expired at \(expiresAt)
             vsecure: hint: --allow-expired reads it anyway
-            vsecure: hint: renew it with `vsecure secrets:update SHORT_LIVED --env development --expires-in DURATION` (or --no-expiry); a new value alone keeps the expiry
+            vsecure: hint: renew it with `vsecure secrets:update SHORT_LIVED --expires-in DURATION` (or --no-expiry); a new value alone keeps the expiry
 
             """)
         expectNoLeak("short-lived-SECRET", result)
+        // The refusal is recorded as a failed read, never as a read.
+        let entries = try objects(vault.json(["audit:logs", "--name", "SHORT_LIVED", "--action", "accessed"]))
+        #expect(entries.map { $0["result"] as? String } == ["failure"], "\(entries)")
+        #expect(entries.first.flatMap { ($0["details"] as? [String: Any])?["reason"] as? String } == "expired", "\(entries)")
         #expect(try vault.run(["secrets:get", "SHORT_LIVED", "--output", "json"]).status == 5)
 
         let allowed = try vault.run(["secrets:get", "SHORT_LIVED", "--allow-expired"])

@@ -288,6 +288,10 @@ struct SecretRouteTests {
             let expired = try await client.send(.get, "/v1/security/secrets/SHORT", key: admin)
             expectError(expired, .gone, "SECRET_EXPIRED")
             expectNoLeak(expired, of: ["short-lived-value"])
+            // The refusal is recorded as a failed read.
+            let reads = try await client.send(.get, "/v1/security/audit-logs?name=SHORT&action=accessed", key: admin)
+            #expect(reads.data.map { $0["result"] as? String } == ["success", "failure"], "\(reads)")
+            #expect((reads.data.last?["details"] as? [String: Any])?["reason"] as? String == "expired", "\(reads)")
             let allowed = try await client.send(.get, "/v1/security/secrets/SHORT?allowExpired=true", key: admin)
             #expect(allowed.status == .ok)
             #expect(allowed.string("value") == "short-lived-value")

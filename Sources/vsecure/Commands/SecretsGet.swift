@@ -26,17 +26,25 @@ struct SecretsGet: ParsableCommand {
     @OptionGroup var output: OutputOption
 
     func run() throws {
-        let now = ProcessEnvironment.now
         let secretName = try SecretName(name)
+        let env = try environment.explicit()
+        do {
+            try show(secretName, env)
+        } catch var refused as VSecureError where refused.status == .expired {
+            // The store refuses an expired secret itself, and records the refusal (a server never
+            // sends the value).
+            refused.hints = ["--allow-expired reads it anyway",
+                             "renew it with `vsecure secrets:update \(secretName)\(env.map { " --env \($0)" } ?? "") --expires-in DURATION` (or --no-expiry); a new value alone keeps the expiry"]
+            throw refused
+        }
+    }
+
+    private func show(_ secretName: SecretName, _ env: EnvironmentName?) throws {
+        let now = ProcessEnvironment.now
         if let version, version < 1 { throw VSecureError.usage("--version must be 1 or more") }
         let store = try location.open()
-        let read = try store.get(environment: try environment.explicit(), name: secretName, version: version, allowExpired: true)
-        let secret = read.secret, value = read.value, env = secret.environment
-        if let expiresAt = secret.attributes.expiresAt, expiresAt <= now, !allowExpired {
-            throw VSecureError(.expired, "\(secretName) in \(env) expired at \(expiresAt.iso8601)",
-                               hints: ["--allow-expired reads it anyway",
-                                       "renew it with `vsecure secrets:update \(secretName) --env \(env) --expires-in DURATION` (or --no-expiry); a new value alone keeps the expiry"])
-        }
+        let read = try store.get(environment: env, name: secretName, version: version, allowExpired: allowExpired)
+        let secret = read.secret, value = read.value
         if output.json {
             var members = Presentation.json(secret, now: now)
             members.removeAll { $0.0 == "version" }
