@@ -166,6 +166,13 @@ struct RemoteCLITests {
         let apiReads = try valueReads("API_KEY"), devReads = try valueReads("DEV_TOKEN")
         #expect(apiReads.isEmpty, "no command above reads API_KEY's value: \(apiReads)")
         #expect(devReads.isEmpty, "no command above reads DEV_TOKEN's value: \(devReads)")
+        // A key with secrets:write alone (a CI deploy key) updates a value from stdin or a file:
+        // no list is needed when nobody is prompted.
+        let created = try client.post("/v1/security/api-keys", #"{"name": "writer", "scopes": ["secrets:write"]}"#)
+        #expect(created.status == 201, "\(created)")
+        let writer = try #require(created.json["key"] as? String)
+        let written = try pair.remote(["secrets:update", "DEV_TOKEN", "-"], stdin: .text("dev-SECRET-value-3"), env: ["VSECURE_API_KEY": writer])
+        #expect(written.status == 0, "\(written)")
         // The same query does find a read of the value.
         try run(["secrets:get", "API_KEY", "--env", "production"])
         let afterGet = try valueReads("API_KEY")

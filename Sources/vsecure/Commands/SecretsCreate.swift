@@ -137,6 +137,17 @@ struct SecretsUpdate: ParsableCommand {
         return change
     }
 
+    /// The environment `name` is in (so that it exists); nil when the key may not list secrets.
+    private static func existingEnvironment(_ store: any SecretStore, _ environment: EnvironmentName?,
+                                            _ name: SecretName) throws(VSecureError) -> EnvironmentName? {
+        do {
+            return try store.summary(environment: environment, name: name).environment
+        } catch {
+            guard error.status == .accessDenied else { throw error }
+            return nil
+        }
+    }
+
     func run() throws {
         let now = ProcessEnvironment.now
         let (secretName, positional) = try splitNameAndValue(name, value)
@@ -147,9 +158,11 @@ struct SecretsUpdate: ParsableCommand {
         let store = try location.open()
         let rotating = try policyChange.map { (_: RotationPolicy?) throws(VSecureError) in try rotatingStore(store) }
         let wantsValue = positional != nil || source.fromFile != nil || (change.isEmpty && policyChange == nil)
-        if wantsValue {
-            // Check the secret exists before prompting for a value nobody can store.
-            env = try store.summary(environment: env, name: secretName).environment
+        if wantsValue && positional == nil && source.fromFile == nil && Console.stdinIsTerminal {
+            // Check the secret exists before prompting for a value nobody can store. (Only then:
+            // on a server the check is a list, which a key with secrets:write alone may not make;
+            // a key that may not list is left to the update itself.)
+            env = try Self.existingEnvironment(store, env, secretName) ?? env
         }
         let newValue = wantsValue ? try source.read(positional: positional, name: secretName) : nil
         // `--expires-in` counts from the write, not from the start: a prompt may have waited.
