@@ -13,7 +13,7 @@ import PackageDescription
 let launcherPath: [SwiftSetting] = [.unsafeFlags(["-Xfrontend", "-disable-implicit-string-processing-module-import"])]
 
 // `vsecure-run` is a static PIE: no dynamic loader, no libc.so or libm.so to map and relocate,
-// and still loaded at a random address. That takes about a sixth off a local launch
+// and still loaded at a random address. That takes 13–17 % off a local launch
 // (docs/benchmarks.md). It needs the static archives of libsodium, SQLite, libyaml and libstdc++
 // (the -dev packages install.sh installs) and lld (in the Swift toolchain; gold cannot link a
 // static PIE). A static glibc program cannot load libcurl, so launches from a server are handed
