@@ -5,18 +5,18 @@ import CSQLite
 import VSecureCrypto
 import VSecureCore
 
-/// The funnel for SQLite: every C call and result code of the package lives in this file, and
-/// leaves it as a `VSecureError`. Statements only ever bind ciphertext and public text.
 /// Process-wide SQLite settings.
 public enum SQLiteProcess {
     /// For a process in which only one thread ever uses SQLite, called before anything opens a
-    /// database: SQLite then takes no mutexes and keeps no memory statistics, about 5 % of the
+    /// database: SQLite then takes no mutexes and keeps no memory statistics, about 4 % of the
     /// instructions of a launch (docs/benchmarks.md). Returns false, changing nothing, once
     /// SQLite has been initialized.
     @discardableResult
     public static func useFromOneThreadOnly() -> Bool { vsecure_sqlite3_single_thread() == SQLITE_OK }
 }
 
+/// The funnel for SQLite: every C call and result code of the package lives in this file, and
+/// leaves it as a `VSecureError`. Statements only ever bind ciphertext and public text.
 final class SQLiteDatabase {
     private(set) var handle: OpaquePointer?
     let path: String

@@ -152,7 +152,7 @@ struct RemoteCLITests {
         }
         try run(["secrets:create", "API_KEY", "--env", "production"], stdin: .text("first-SECRET-value"))
         try run(["secrets:create", "DEV_TOKEN"], stdin: .text("dev-SECRET-value"))
-        // With a value, update first checks that the secret exists; without --env, in the default environment.
+        // With a value (from stdin here: no prompt, so no existence check first); without --env, in the default environment.
         try run(["secrets:update", "API_KEY", "--env", "production"], stdin: .text("second-SECRET-value"))
         try run(["secrets:update", "DEV_TOKEN"], stdin: .text("dev-SECRET-value-2"))
         try run(["secrets:update", "API_KEY", "--env", "production", "--add-tag", "api", "--description", "the key"])
