@@ -34,7 +34,10 @@ struct StaticLauncherTests {
         #expect(created.status == 0, "\(created)")
         let alone = vault.directory.file("alone")
         try FileManager.default.createDirectory(atPath: alone, withIntermediateDirectories: false)
-        try FileManager.default.copyItem(atPath: Binaries.vsecureRun, toPath: alone + "/vsecure-run")
+        // A hard link, not a copy: while a copy's file is open for writing, a process that
+        // another test forks at that moment inherits the descriptor, and executing the copy
+        // fails with ETXTBSY ("Text file busy") until that process execs.
+        try FileManager.default.linkItem(atPath: Binaries.vsecureRun, toPath: alone + "/vsecure-run")
         try vault.directory.write("vsecure.yml", "version: 1\nsecrets: [ALONE]\n")
         let result = try runProcess(alone + "/vsecure-run", ["--env", "production", "--", "/usr/bin/env"],
                                     environment: vault.environment(), workingDirectory: vault.directory.path, timeout: 60)
