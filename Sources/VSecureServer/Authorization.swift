@@ -26,24 +26,26 @@ func secretPath(_ environment: EnvironmentName, _ name: SecretName) -> String {
 }
 
 extension ServerContext {
-    /// The calling key, allowed to do `action` on `environment/name` by all three checks.
+    /// The calling key, allowed to do `action` on `environment/name` by all three checks. A
+    /// denial is recorded under `auditAs` when given (a refused create is `created`, not the
+    /// `updated` that a refused write otherwise records).
     @discardableResult
-    func authorize(_ action: AccessAction, environment: EnvironmentName, name: SecretName,
+    func authorize(_ action: AccessAction, environment: EnvironmentName, name: SecretName, auditAs: AuditEvent.Action? = nil,
                    service: SecretService) async throws -> ServerRegistry.APIKey {
-        try await authorize(action, environment: environment, names: [name], service: service)
+        try await authorize(action, environment: environment, names: [name], auditAs: auditAs, service: service)
     }
 
     /// The same for several names in one environment; the first one denied decides the answer.
     @discardableResult
-    func authorize(_ action: AccessAction, environment: EnvironmentName, names: [SecretName],
+    func authorize(_ action: AccessAction, environment: EnvironmentName, names: [SecretName], auditAs: AuditEvent.Action? = nil,
                    service: SecretService) async throws -> ServerRegistry.APIKey {
         let firstPath = names.first.map { secretPath(environment, $0) } ?? "\(environment.rawValue)/*"
-        let key = try await requireScope(action, environment: environment, path: firstPath, service: service)
+        let key = try await requireScope(action, environment: environment, path: firstPath, auditAs: auditAs, service: service)
         let now = service.clock()
         for name in names {
             let path = secretPath(environment, name)
             let decision = decide(action, path: path, now: now)
-            guard decision.allowed else { try await deny(action, path: path, decision: decision, service: service) }
+            guard decision.allowed else { try await deny(action, path: path, decision: decision, auditAs: auditAs, service: service) }
         }
         return key
     }
@@ -52,12 +54,12 @@ extension ServerContext {
     /// for routes that check them before they know each path (batches, listings). A denial is
     /// recorded like any other, under `path` (default `ENVIRONMENT/*`, or `*`).
     @discardableResult
-    func requireScope(_ action: AccessAction, environment: EnvironmentName?, path: String? = nil,
+    func requireScope(_ action: AccessAction, environment: EnvironmentName?, path: String? = nil, auditAs: AuditEvent.Action? = nil,
                       service: SecretService) async throws -> ServerRegistry.APIKey {
         guard let key = apiKey else { throw APIError.unauthenticated }
         if let refusal = Self.refusal(key, action.scope, environment: environment) {
             try await service.recordDenial(action: action, path: path ?? environment.map { "\($0.rawValue)/*" } ?? "*",
-                                           reason: refusal.check, context: self)
+                                           reason: refusal.check, auditAs: auditAs, context: self)
             throw refusal.error
         }
         return key
@@ -70,8 +72,9 @@ extension ServerContext {
     }
 
     /// Records the denial, then throws the 403 that names the action and the path.
-    func deny(_ action: AccessAction, path: String, decision: AccessDecision, service: SecretService) async throws -> Never {
-        try await service.recordDenial(action: action, path: path, reason: "policy", context: self)
+    func deny(_ action: AccessAction, path: String, decision: AccessDecision, auditAs: AuditEvent.Action? = nil,
+              service: SecretService) async throws -> Never {
+        try await service.recordDenial(action: action, path: path, reason: "policy", auditAs: auditAs, context: self)
         throw APIError(.permissionDenied, "\(action.rawValue) on \(path) is denied by the access policy",
                        details: ["action": action.rawValue, "path": path])
     }
@@ -118,12 +121,15 @@ extension SecretService {
         }
     }
 
-    /// `secrets … failure` with `reason: permission_denied`, the path and the action.
-    nonisolated func recordDenial(action: AccessAction, path: String, reason: String, context: ServerContext) async throws {
+    /// `secrets … failure` with `reason: permission_denied`, the path and the action. The entry's
+    /// action is `auditAs`, else what `action` usually is: `accessed`, `updated` or `deleted`.
+    nonisolated func recordDenial(action: AccessAction, path: String, reason: String, auditAs: AuditEvent.Action? = nil,
+                                  context: ServerContext) async throws {
         let slash = path.firstIndex(of: "/")
         let environment = slash.map { String(path[..<$0]) }
         let name = slash.map { String(path[path.index(after: $0)...]) }
-        var event = context.auditEvent(.secrets, action == .read ? .accessed : (action == .write ? .updated : .deleted), outcome: .failure,
+        let entryAction = auditAs ?? (action == .read ? .accessed : (action == .write ? .updated : .deleted))
+        var event = context.auditEvent(.secrets, entryAction, outcome: .failure,
                                        name: name, details: [("reason", "permission_denied"), ("path", path), ("action", action.rawValue),
                                                              ("check", reason)], now: clock())
         event.environment = environment

@@ -53,7 +53,7 @@ struct SecretRoutes {
         let environment = try APIError.wrap { () throws(VSecureError) in
             try chooseEnvironment(explicit: explicit, tags: tags, configured: configured, default: defaultEnvironment)
         }
-        try await context.authorize(.write, environment: environment, name: name, service: service)
+        try await context.authorize(.write, environment: environment, name: name, auditAs: .created, service: service)
         let metadataPairs = try body.stringMap("metadata")
         let metadata = try APIError.wrap { () throws(VSecureError) in try parseMetadata(metadataPairs) }
         let description = try body.string("description")
@@ -272,7 +272,7 @@ struct SecretRoutes {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["environment", "version"])
         let environment = try service.environment(try body.string("environment") ?? request.query("environment"))
-        try await context.authorize(.write, environment: environment, name: name, service: service)
+        try await context.authorize(.write, environment: environment, name: name, auditAs: .rolledBack, service: service)
         let target = try body.int("version")
         if let target, target < 1 { throw APIError(.validationError, "field 'version' must be 1 or more") }
         return try await service.idempotent(request, context: context, body: body) { vault, now throws(VSecureError) in
@@ -332,7 +332,7 @@ extension SecretRoutes {
             bodyBytes = body.raw
         }
         let environment = try service.environment(environmentText)
-        try await context.authorize(.write, environment: environment, name: name, service: service)
+        try await context.authorize(.write, environment: environment, name: name, auditAs: .rotated, service: service)
         guard let rotator = service.rotator else { throw APIError(.serviceUnavailable, "this server does not rotate secrets") }
         let rotated = Captured<RotationResult>()
         let dueOnly = onlyIfDue

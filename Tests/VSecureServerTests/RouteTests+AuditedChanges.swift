@@ -192,6 +192,30 @@ struct AuditedChangeTests {
             }
         }
     }
+
+    @Test("a denied write is recorded as what it tried: created, updated, rolled back or rotated")
+    func deniedWritesNamed() async throws {
+        let server = try ServerFixture.make()
+        let admin = server.admin
+        let readOnly = try await server.makeKey(name: "ro", scopes: [.secretsRead])
+        try await server.test { client in
+            try await client.createSecret("API_KEY", value: "v", key: admin, environment: "production")
+            let attempts: [(AuditEvent.Action, Reply)] = [
+                (.created, try await client.send(.post, "/v1/security/secrets", key: readOnly,
+                                                 json: ["name": "NEW_KEY", "value": "x", "environment": "production"])),
+                (.updated, try await client.send(.put, "/v1/security/secrets/API_KEY", key: readOnly,
+                                                 json: ["value": "x", "environment": "production"])),
+                (.rolledBack, try await client.send(.post, "/v1/security/secrets/API_KEY/rollback", key: readOnly,
+                                                    json: ["version": 1, "environment": "production"])),
+                (.rotated, try await client.send(.post, "/v1/security/secrets/API_KEY/rotate?environment=production", key: readOnly)),
+            ]
+            let log = try AuditLog.open(path: server.directory.file("audit.db"), keyPath: server.directory.file("audit.key"), create: false)
+            let denials = try log.entries(AuditFilter(resource: .secrets, outcome: .failure, limit: 100)).entries.sorted { $0.seq < $1.seq }
+            #expect(denials.map(\.event.action) == attempts.map(\.0), "\(denials.map(\.event))")
+            for (_, reply) in attempts { expectError(reply, .forbidden, "PERMISSION_DENIED") }
+            #expect(denials.allSatisfy { $0.event.details.contains { $0.0 == "action" && $0.1 == "write" } }, "\(denials.map(\.event))")
+        }
+    }
 }
 
 /// A store that runs out of space between its change's entries and its commit: the paths where
