@@ -76,6 +76,9 @@ struct AccessCommandLineTests {
         #expect(refused.stderr.hasPrefix("vsecure: error: \(bad): line 3, column "), "\(refused)")
         #expect(refused.stderr.contains("vsecure: hint: nothing changed"), "\(refused)")
         #expect(try setup.ok(["policy:show"]).stdoutText.contains("\"**\": {\"read\": [\"admins\"]"))
+        // A missing file is bad input, as for `import`.
+        let missing = try setup.run(["policy:set", setup.config.file("no-such-policy.json")])
+        #expect(missing.status == 2 && missing.stderr.contains("no-such-policy.json"), "\(missing)")
 
         let good = setup.config.file("policy.json")
         let policy = """

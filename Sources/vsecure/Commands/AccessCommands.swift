@@ -285,7 +285,9 @@ struct PolicySet: ParsableCommand {
 /// A file that holds no secret (a policy), read whole.
 func readPublicFile(_ path: String) throws(VSecureError) -> [UInt8] {
     guard let handle = fopen(path, "rb") else {
-        throw VSecureError(.io, "cannot read \(Quoted(path)): \(String(cString: strerror(errno)))")
+        // A missing file is bad input (exit 2), as for `import` and `--value-file`.
+        let code = errno
+        throw VSecureError(code == ENOENT ? .usage : .io, "cannot read \(Quoted(path)): \(String(cString: strerror(code)))")
     }
     defer { fclose(handle) }
     var bytes: [UInt8] = []
