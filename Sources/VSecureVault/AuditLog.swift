@@ -54,7 +54,6 @@ public final class AuditLog {
             mac BLOB NOT NULL
         );
         CREATE INDEX IF NOT EXISTS audit_entries_time ON audit_entries(time);
-        CREATE INDEX IF NOT EXISTS audit_entries_name ON audit_entries(name);
         CREATE TABLE IF NOT EXISTS audit_anchor(
             id INTEGER PRIMARY KEY CHECK (id = 1),
             seq INTEGER NOT NULL,
@@ -178,6 +177,11 @@ public final class AuditLog {
         if durability == .normal {
             try db.keepWALOnClose()
             try db.execute("PRAGMA wal_autocheckpoint=0")
+        } else {
+            // Logs made before 2026-11-30 carry an index on `name` that no query uses (a name
+            // filter also searches each entry's items, so it scans) and every insert pays for.
+            // Best effort: a read-only copy of a log keeps it, which changes nothing.
+            try? db.execute("DROP INDEX IF EXISTS audit_entries_name")
         }
         self.durability = durability
         let statement = try db.prepare("SELECT value FROM audit_meta WHERE key = 'log_id'")
@@ -269,13 +273,16 @@ public final class AuditLog {
             INSERT INTO audit_entries(seq, time, resource, action, result, actor, environment, name, event, mac)
             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
             """
+        // One statement for the whole group, reset after each row (all ten values are bound every time).
+        let statement = try db.prepare(sql)
         for event in events {
             seq += 1
             let text = event.storedJSON(seq: seq)
             mac = Self.entryMAC(key: key, logID: logID, previous: mac, seq: seq, event: text)
-            try db.prepare(sql).bind(1, seq).bind(2, event.time.secondsSinceEpoch).bind(3, event.resource.rawValue)
+            try statement.bind(1, seq).bind(2, event.time.secondsSinceEpoch).bind(3, event.resource.rawValue)
                 .bind(4, event.action.rawValue).bind(5, event.outcome.rawValue).bind(6, event.actor.user)
                 .bind(7, event.environment).bind(8, event.name).bind(9, utf8: text).bind(10, blob: mac).run()
+            statement.reset()
             numbers.append(seq)
         }
         try db.prepare("UPDATE audit_anchor SET seq = ?1, mac = ?2, anchor_mac = ?3 WHERE id = 1")

@@ -57,6 +57,22 @@ struct AuditLogTests {
         #expect(try fileMode(fixture.keyPath) == 0o600)
     }
 
+    @Test("an older log's unused index on name is dropped when a writer opens it; its entries and chain are untouched")
+    func unusedNameIndexDropped() throws {
+        let fixture = try Fixture(entries: 3)
+        func nameIndexes() throws -> Int64 {
+            try fixture.log.db.scalarInt("SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'audit_entries_name'")
+        }
+        #expect(try nameIndexes() == 0, "a new log has no such index")
+        try fixture.sql("CREATE INDEX audit_entries_name ON audit_entries(name)")
+        #expect(try nameIndexes() == 1)
+        fixture.log = try AuditLog.open(path: fixture.path, keyPath: fixture.keyPath, create: false)
+        #expect(try nameIndexes() == 0)
+        #expect(try fixture.log.entries(AuditFilter(name: "SECRET_2")).entries.map(\.seq) == [2])
+        let result = try fixture.verify()
+        #expect(result.isIntact && result.checked == 3, "\(result)")
+    }
+
     @Test("filters: resource, action, result, actor, name (also inside items), time window, pages both ways")
     func filters() throws {
         let fixture = try Fixture()
