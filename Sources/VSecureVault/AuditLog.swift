@@ -455,6 +455,19 @@ public final class AuditLog {
 
     // MARK: - Verification
 
+    /// Whether each column of an entry row (as `verify` selects them) has the storage class that
+    /// `insert` gives it. The filter columns copy what the MAC covers, and `verify` compares
+    /// their values; this catches the edits a comparison of values lets through, which still
+    /// change what a filter finds: a time of `N + 0.5` reads back as `N`, and text cast to a BLOB
+    /// reads back as the same bytes but no longer equals the text a filter binds.
+    private static func storedAsWritten(_ statement: SQLiteStatement) -> Bool {
+        let text = SQLITE_TEXT, null = SQLITE_NULL
+        return statement.storageClass(1) == SQLITE_INTEGER
+            && [2, 3, 4, 8].allSatisfy { statement.storageClass($0) == text }
+            && [5, 6, 7].allSatisfy { [text, null].contains(statement.storageClass($0)) }
+            && statement.storageClass(9) == SQLITE_BLOB
+    }
+
     /// Checks the chain from the first entry through `through` (default: all, and then the
     /// anchor) and reports the first entry that was edited, removed, moved, or cut off.
     public func verify(through last: Int64? = nil) throws(VSecureError) -> AuditVerification {
@@ -479,7 +492,7 @@ public final class AuditLog {
             }
             if let claimed = parsed?.0, claimed != seq { return result(.reordered(seq: seq, claims: claimed)) }
             let mac = Self.entryMAC(key: key, logID: logID, previous: previous, seq: seq, event: eventBytes)
-            guard Self.equal(mac, statement.blob(9)), let event = parsed?.1,
+            guard Self.equal(mac, statement.blob(9)), let event = parsed?.1, Self.storedAsWritten(statement),
                   event.time.secondsSinceEpoch == statement.int64(1), event.resource.rawValue == statement.text(2),
                   event.action.rawValue == statement.text(3), event.outcome.rawValue == statement.text(4),
                   event.actor.user == statement.optionalText(5), event.environment == statement.optionalText(6),

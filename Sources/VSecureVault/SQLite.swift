@@ -447,6 +447,9 @@ final class SQLiteStatement {
 
     func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
 
+    /// The column's storage class as stored (`SQLITE_INTEGER`, `SQLITE_TEXT`, `SQLITE_BLOB`…).
+    func storageClass(_ column: Int32) -> Int32 { sqlite3_column_type(statement, column) }
+
     func int64(_ column: Int32) -> Int64 { sqlite3_column_int64(statement, column) }
 
     func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }

@@ -112,6 +112,12 @@ struct AuditLogTests {
             "UPDATE audit_entries SET actor = 'mallory' WHERE seq = 3",
             "UPDATE audit_entries SET mac = zeroblob(32) WHERE seq = 3",
             "UPDATE audit_entries SET event = 'not json' WHERE seq = 3",
+            // Values that read back the same but no longer match a filter as they did.
+            "UPDATE audit_entries SET time = time + 0.5 WHERE seq = 3",
+            "UPDATE audit_entries SET actor = CAST(actor AS BLOB) WHERE seq = 3",
+            "UPDATE audit_entries SET name = CAST(name AS BLOB) WHERE seq = 3",
+            "UPDATE audit_entries SET resource = CAST(resource AS BLOB) WHERE seq = 3",
+            "UPDATE audit_entries SET event = CAST(event AS BLOB) WHERE seq = 3",
         ] {
             let fixture = try Fixture(entries: 5)
             try fixture.sql(edit)
