@@ -461,11 +461,10 @@ public final class AuditLog {
     /// change what a filter finds: a time of `N + 0.5` reads back as `N`, and text cast to a BLOB
     /// reads back as the same bytes but no longer equals the text a filter binds.
     private static func storedAsWritten(_ statement: SQLiteStatement) -> Bool {
-        let text = SQLITE_TEXT, null = SQLITE_NULL
-        return statement.storageClass(1) == SQLITE_INTEGER
-            && [2, 3, 4, 8].allSatisfy { statement.storageClass($0) == text }
-            && [5, 6, 7].allSatisfy { [text, null].contains(statement.storageClass($0)) }
-            && statement.storageClass(9) == SQLITE_BLOB
+        func isText(_ column: Int32) -> Bool { statement.storageClass(column) == SQLITE_TEXT }
+        func isTextOrNull(_ column: Int32) -> Bool { isText(column) || statement.storageClass(column) == SQLITE_NULL }
+        return statement.storageClass(1) == SQLITE_INTEGER && isText(2) && isText(3) && isText(4)
+            && isTextOrNull(5) && isTextOrNull(6) && isTextOrNull(7) && isText(8) && statement.storageClass(9) == SQLITE_BLOB
     }
 
     /// Checks the chain from the first entry through `through` (default: all, and then the
