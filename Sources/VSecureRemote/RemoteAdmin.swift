@@ -15,6 +15,11 @@ extension RemoteStore {
                       readsOnly: Bool = false) throws(VSecureError) -> JSONValue? {
         let body = rawBody ?? json.map { Array($0.serialized(indent: nil).utf8) } ?? []
         let reply = try request(method, path, query: query, body: body, idempotent: idempotent, readsOnly: readsOnly)
+        if reply.status == 404, reply.errorDetail("reason") == "noSuchUser" {
+            var error = reply.failure()
+            error.hints = ["`vsecure users:list` shows the users; `vsecure users:create EMAIL --roles ROLES` adds one"]
+            throw error
+        }
         try reply.check(expect)
         return reply.status == 204 ? nil : try reply.json()
     }

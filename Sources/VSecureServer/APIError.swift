@@ -61,6 +61,13 @@ public struct APIError: Error, Sendable {
     /// A request whose audit entry could not be written: refused, and nothing leaves.
     static let auditUnavailable = APIError(.serviceUnavailable, "the audit log cannot be written; the request was refused")
 
+    /// A user named by a request does not exist (`details.reason: noSuchUser`, which the CLI
+    /// turns into a hint naming its own commands).
+    static func noSuchUser(_ reference: String) -> APIError {
+        APIError(.resourceNotFound, "no user \(Quoted(reference))",
+                 details: ["reason": "noSuchUser", "hint": "list users with GET /v1/security/users; create one with POST /v1/security/users"])
+    }
+
     /// The API's reading of a domain error.
     init(_ error: VSecureError) {
         let code: Code

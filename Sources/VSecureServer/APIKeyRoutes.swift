@@ -65,7 +65,7 @@ struct APIKeyRoutes {
         let owner: ServerRegistry.User
         if let userText {
             let found = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.user(reference: userText) }
-            guard let found else { throw APIError(.resourceNotFound, "no user \(Quoted(userText))", details: ["hint": "create it with POST /v1/security/users"]) }
+            guard let found else { throw APIError.noSuchUser(userText) }
             owner = found
         } else {
             guard let own = context.caller?.user else { throw APIError(.validationError, "field 'user' is required") }

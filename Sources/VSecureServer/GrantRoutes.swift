@@ -51,6 +51,9 @@ struct GrantRoutes {
             throw APIError(.validationError, "give either 'duration' (e.g. 1h) or 'expiresAt': a grant always ends")
         }
         let createdBy = context.auditActor.user ?? context.apiKey?.id ?? "unknown"
+        // Looked up again inside the transaction below; here for the error's hint.
+        let known = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.user(reference: userText) != nil }
+        guard known else { throw APIError.noSuchUser(userText) }
         return try await service.idempotent(request, context: context, bodyBytes: body.raw) { registry, now throws(VSecureError) in
             guard let user = try registry.user(reference: userText) else { throw VSecureError(.notFound, "no user \(Quoted(userText))") }
             let expiresAt = try parseExpiry(expiresIn: duration, expiresAt: expiresAtText, now: now)!

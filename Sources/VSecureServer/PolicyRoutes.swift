@@ -56,7 +56,7 @@ struct PolicyRoutes {
         try Self.checkPath(path)
         let snapshot = try APIError.wrap { () throws(VSecureError) in try service.keys.snapshot() }
         guard let user = snapshot.user(named: userText.lowercased()) ?? snapshot.users[userText] else {
-            throw APIError(.resourceNotFound, "no user \(Quoted(userText))")
+            throw APIError.noSuchUser(userText)
         }
         let decision = snapshot.decide(user: user, action: action, path: path, now: service.clock())
         return JSONResponse.make(Self.json(decision, user: user.name, action: action, path: path))

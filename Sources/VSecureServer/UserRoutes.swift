@@ -107,7 +107,7 @@ struct UserRoutes {
     private func lookUp(_ context: ServerContext) async throws -> ServerRegistry.User {
         let reference = percentDecoded(context.parameters.get("id") ?? "")
         let user = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.user(reference: reference) }
-        guard let user else { throw APIError(.resourceNotFound, "no user \(Quoted(reference))", details: ["hint": "list users with GET /v1/security/users"]) }
+        guard let user else { throw APIError.noSuchUser(reference) }
         return user
     }
 }

@@ -58,6 +58,17 @@ struct AccessCommandLineTests {
         let duplicate = try setup.run(["users:create", "eng@example.com"])
         #expect(duplicate.status == 4, "\(duplicate)")
         #expect(duplicate.stderr.hasPrefix("vsecure: error: the user eng@example.com already exists\n"), "\(duplicate)")
+        // An unknown user: exit 3, and a hint that names commands, not the API's routes.
+        for arguments in [["users:update", "nobody@example.com", "--roles", "x"], ["users:disable", "nobody@example.com"],
+                          ["api-keys:create", "--user", "nobody@example.com", "--scopes", "secrets:read"],
+                          ["policy:test", "--user", "nobody@example.com", "production/API_KEY"],
+                          ["secrets:grant-access", "API_KEY", "--env", "production", "--user", "nobody@example.com", "--duration", "1h"]] {
+            let unknown = try setup.run(arguments)
+            #expect(unknown.status == 3, "\(arguments): \(unknown)")
+            #expect(unknown.stderr.hasPrefix("vsecure: error: no user 'nobody@example.com'\n"), "\(arguments): \(unknown)")
+            #expect(unknown.stderr.contains("vsecure: hint: `vsecure users:list` shows the users") && !unknown.stderr.contains("/v1/"),
+                    "\(arguments): \(unknown)")
+        }
 
         let key = try setup.ok(["api-keys:create", "--user", "eng@example.com", "--scopes", "secrets:read", "--name", "eng laptop"])
         let engToken = key.stdoutText.trimmingCharacters(in: .newlines)
