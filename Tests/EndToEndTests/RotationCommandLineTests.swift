@@ -83,6 +83,21 @@ struct RotationCommandLineTests {
         #expect(after.stderr.contains("expired secret in production: EXP"))
     }
 
+    @Test("secrets:diff --reveal refuses an expired secret as secrets:get does, and prints nothing; --allow-expired prints it")
+    func revealExpired() throws {
+        let vault = try Vault()
+        expectSuccess(try vault.run(["secrets:create", "OLD", "-", "--env", "production", "--expires-at", "2026-01-02T00:00:00Z"],
+                                    stdin: .text("first-one"), env: Self.at(0)))
+        expectSuccess(try vault.run(["secrets:update", "OLD", "-", "--env", "production"], stdin: .text("second-one"), env: Self.at(60)))
+        let refused = try vault.run(["secrets:diff", "OLD", "--env", "production", "--reveal"], env: Self.at(Self.day + 1))
+        expectFailure(refused, 5, "OLD in production expired at 2026-01-02T00:00:00Z")
+        #expect(refused.stdout.isEmpty && refused.stderr.contains("vsecure: hint: --allow-expired prints its values anyway"), "\(refused)")
+        let plain = try vault.run(["secrets:diff", "OLD", "--env", "production"], env: Self.at(Self.day + 1))
+        #expect(plain.status == 0 && !plain.stdoutText.contains("-one"), "without --reveal no value is read: \(plain)")
+        let allowed = try vault.run(["secrets:diff", "OLD", "--env", "production", "--reveal", "--allow-expired"], env: Self.at(Self.day + 1))
+        #expect(allowed.status == 0 && allowed.stdoutText.contains("- first-one") && allowed.stdoutText.contains("+ second-one"), "\(allowed)")
+    }
+
     @Test("vsecure-run warns about a secret inside its notify-before window, with the due time")
     func launcherNotice() throws {
         let vault = try Vault()

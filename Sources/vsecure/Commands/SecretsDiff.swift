@@ -11,7 +11,8 @@ struct SecretsDiff: ParsableCommand {
         discussion: """
         By default the previous version is compared with the current one. The current version's \
         attributes are the secret's attributes as they are now. --reveal also prints a line diff of the \
-        two values (useful for PEM or JSON), after a warning on stderr.
+        two values (useful for PEM or JSON), after a warning on stderr; like secrets:get, it refuses \
+        an expired secret (exit 5) unless --allow-expired is given.
         """
     )
 
@@ -30,6 +31,9 @@ struct SecretsDiff: ParsableCommand {
     @Flag(name: .long, help: "Also print a line diff of the values themselves.")
     var reveal = false
 
+    @Flag(name: .customLong("allow-expired"), help: "With --reveal: print the values even if the secret has expired.")
+    var allowExpired = false
+
     @OptionGroup var output: OutputOption
 
     func run() throws {
@@ -39,6 +43,13 @@ struct SecretsDiff: ParsableCommand {
         let env = history.secret.environment
         let change = try VersionDiff(secret: history.secret, versions: history.versions, from: from, to: to)
         let older = change.older, newer = change.newer
+        // The values first, so that a refusal (an expired secret) prints nothing on stdout.
+        var oldValue: SecureBytes?, newValue: SecureBytes?
+        if reveal {
+            oldValue = try Self.value(store, env, secretName, older.version, allowExpired: allowExpired)
+            newValue = try Self.value(store, env, secretName, newer.version, allowExpired: allowExpired)
+            Console.warning("--reveal prints secret values of \(secretName) to stdout")
+        }
 
         if output.json {
             Console.out(change.json.serialized())
@@ -64,12 +75,24 @@ struct SecretsDiff: ParsableCommand {
             Console.out(lines.joined(separator: "\n"))
         }
 
-        if reveal {
-            Console.warning("--reveal prints secret values of \(secretName) to stdout")
-            let oldValue = try store.get(environment: env, name: secretName, version: older.version, allowExpired: true).value
-            let newValue = try store.get(environment: env, name: secretName, version: newer.version, allowExpired: true).value
+        if let oldValue, let newValue {
             let diff = oldValue.withUnsafeBytes { a in newValue.withUnsafeBytes { b in LineDiff.render(a, b) } }
             diff.withUnsafeBytes { Console.outRaw($0) }
+        }
+    }
+}
+
+extension SecretsDiff {
+    /// One version's value; an expired secret is refused as `secrets:get` refuses it.
+    static func value(_ store: any SecretStore, _ env: EnvironmentName, _ name: SecretName, _ version: Int,
+                      allowExpired: Bool) throws(VSecureError) -> SecureBytes {
+        do {
+            return try store.get(environment: env, name: name, version: version, allowExpired: allowExpired).value
+        } catch {
+            guard error.status == .expired else { throw error }
+            var refused = error
+            refused.hints = ["--allow-expired prints its values anyway"]
+            throw refused
         }
     }
 }
