@@ -4,7 +4,7 @@
 public struct AuditEvent: Sendable, Equatable {
     /// What kind of thing the entry is about; `audit:logs --resource` filters on it.
     public enum Resource: String, Sendable, CaseIterable {
-        case secrets, grants, apiKeys = "api-keys", users, policy, auth, webhooks
+        case secrets, grants, apiKeys = "api-keys", users, policy, auth, webhooks, audit
     }
 
     /// What was done. Combined with `resource`: secrets accessed, grants revoked, api-keys used,

@@ -33,7 +33,7 @@ struct APIKeyRoutes {
     }
 
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.apiKeysManage)
+        let caller = try await context.requireRecorded(.apiKeysManage, .apiKeys, .created, service: service)
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["name", "scopes", "environments", "expiresIn", "user"])
         guard let name = try body.string("name"), !name.isEmpty, name.utf8.count <= 100,
@@ -71,7 +71,7 @@ struct APIKeyRoutes {
             guard let own = context.caller?.user else { throw APIError(.validationError, "field 'user' is required") }
             owner = own
         }
-        if owner.id != caller.userID { _ = try context.require(.usersManage) }
+        if owner.id != caller.userID { _ = try await context.requireRecorded(.usersManage, .apiKeys, .created, service: service) }
         if owner.isDisabled { throw APIError(.conflict, "the user \(owner.name) is disabled") }
         let (key, token, now) = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
             let expiry = try expiresIn.map { (text: String) throws(VSecureError) in now.adding(try SecretDuration(parsing: text)) }
@@ -85,7 +85,7 @@ struct APIKeyRoutes {
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.apiKeysManage)
+        _ = try await context.requireRecorded(.apiKeysManage, .apiKeys, .accessed, service: service)
         let (keys, users, now) = try await service.withRegistry { registry, now throws(VSecureError) in
             (try registry.listKeys(), try registry.listUsers(), now)
         }
@@ -95,7 +95,7 @@ struct APIKeyRoutes {
     }
 
     @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.apiKeysManage)
+        let caller = try await context.requireRecorded(.apiKeysManage, .apiKeys, .revoked, name: context.parameters.get("id"), service: service)
         let id = context.parameters.get("id") ?? ""
         try await requireCovers(caller, id: id)
         let revoked = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
@@ -107,7 +107,7 @@ struct APIKeyRoutes {
     }
 
     @Sendable func rotate(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.apiKeysManage)
+        let caller = try await context.requireRecorded(.apiKeysManage, .apiKeys, .rotated, name: context.parameters.get("id"), service: service)
         let id = context.parameters.get("id") ?? ""
         try await requireCovers(caller, id: id)
         typealias Rotated = (key: ServerRegistry.APIKey, token: String, now: Timestamp, owner: String?)

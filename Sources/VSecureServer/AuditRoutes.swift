@@ -26,7 +26,7 @@ struct AuditRoutes {
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.auditRead)
+        _ = try await context.requireRecorded(.auditRead, .audit, .accessed, service: service)
         var filter = AuditFilter()
         let now = service.clock()
         for field in AuditFilter.fields {
@@ -61,7 +61,7 @@ struct AuditRoutes {
     }
 
     @Sendable func entry(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.auditRead)
+        _ = try await context.requireRecorded(.auditRead, .audit, .accessed, name: context.parameters.get("id"), service: service)
         let seq = try seq(context)
         guard let entry = try await query({ (log: AuditLog) throws(VSecureError) in try log.entry(seq: seq) }) else {
             throw APIError(.resourceNotFound, "there is no audit entry \(seq)")
@@ -72,7 +72,7 @@ struct AuditRoutes {
     /// Verifies the chain from the first entry through this one: an entry is only as
     /// trustworthy as every entry before it.
     @Sendable func verifyEntry(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.auditRead)
+        _ = try await context.requireRecorded(.auditRead, .audit, .accessed, name: context.parameters.get("id"), service: service)
         let seq = try seq(context)
         let result = try await query { (log: AuditLog) throws(VSecureError) -> AuditVerification? in
             guard try log.contains(seq: seq) else { return nil }
@@ -83,7 +83,7 @@ struct AuditRoutes {
     }
 
     @Sendable func verifyAll(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.auditRead)
+        _ = try await context.requireRecorded(.auditRead, .audit, .accessed, service: service)
         let result = try await query { (log: AuditLog) throws(VSecureError) in try log.verify() }
         return JSONResponse.make(result.json)
     }

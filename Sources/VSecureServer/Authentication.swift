@@ -104,10 +104,20 @@ extension SecretService {
 }
 
 extension ServerContext {
-    /// The calling key, which must hold `scope` and, for `environment`, be allowed there.
-    func require(_ scope: Scope, environment: EnvironmentName? = nil) throws -> ServerRegistry.APIKey {
+    /// `require` for the administration routes (users, API keys, grants, the policy, webhooks,
+    /// the audit log): a refusal is recorded first, as `RESOURCE ACTION failure` with `reason:
+    /// permission_denied`, the check and the scope (and `name`, the `{id}` the request names),
+    /// as a refused secret operation is. A log that cannot be written makes it a 503.
+    @discardableResult
+    func requireRecorded(_ scope: Scope, _ resource: AuditEvent.Resource, _ action: AuditEvent.Action, name: String? = nil,
+                         service: SecretService) async throws -> ServerRegistry.APIKey {
         guard let key = apiKey else { throw APIError.unauthenticated }
-        if let refusal = Self.refusal(key, scope, environment: environment) { throw refusal.error }
+        if let refusal = Self.refusal(key, scope, environment: nil) {
+            try await service.record(auditEvent(resource, action, outcome: .failure, name: name,
+                                                details: [("reason", "permission_denied"), ("check", refusal.check), ("scope", scope.rawValue)],
+                                                now: service.clock()))
+            throw refusal.error
+        }
         return key
     }
 

@@ -29,7 +29,7 @@ struct GrantRoutes {
 
     /// `{user, name + environment | path, action (read), duration | expiresAt}`.
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.grantsManage)
+        _ = try await context.requireRecorded(.grantsManage, .grants, .created, service: service)
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["user", "name", "environment", "path", "action", "duration", "expiresAt"])
         guard let userText = try body.string("user") else { throw APIError(.validationError, "field 'user' is required") }
@@ -69,7 +69,7 @@ struct GrantRoutes {
     /// `?name=&environment=` (grants whose pattern matches that secret), `?user=`,
     /// `?includeExpired=true` (expired and revoked ones too).
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.grantsManage)
+        _ = try await context.requireRecorded(.grantsManage, .grants, .accessed, service: service)
         let includeExpired = try request.queryBool("includeExpired")
         var path: String?
         if let nameText = request.query("name") {
@@ -96,7 +96,7 @@ struct GrantRoutes {
     }
 
     @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.grantsManage)
+        _ = try await context.requireRecorded(.grantsManage, .grants, .revoked, name: context.parameters.get("id"), service: service)
         let id = context.parameters.get("id") ?? ""
         let revoked = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
             let revoked = try registry.revokeGrant(id: id, now: now)

@@ -22,7 +22,7 @@ struct PolicyRoutes {
     }
 
     @Sendable func show(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.policyManage)
+        _ = try await context.requireRecorded(.policyManage, .policy, .accessed, service: service)
         let stored = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.policy() }
         return JSONResponse.make(Self.json(stored))
     }
@@ -30,7 +30,7 @@ struct PolicyRoutes {
     /// The body is the document itself. It is validated whole before anything changes; an error
     /// names the line and column (400 VALIDATION_ERROR) and the old policy stays.
     @Sendable func replace(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.policyManage)
+        _ = try await context.requireRecorded(.policyManage, .policy, .changed, service: service)
         let bytes = try await JSONBody.collect(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         let policy = try APIError.wrap { () throws(VSecureError) in try AccessPolicy(parsing: bytes) }
         guard let source = String(validating: bytes, as: UTF8.self) else { throw APIError(.validationError, "the policy is not UTF-8 text") }
@@ -47,7 +47,7 @@ struct PolicyRoutes {
     /// `{user, action, path}` → what the server would decide now for that user (any of their
     /// keys; a key's own scope and environment limit come on top).
     @Sendable func test(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.policyManage)
+        _ = try await context.requireRecorded(.policyManage, .policy, .accessed, service: service)
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["user", "action", "path"])
         guard let userText = try body.string("user") else { throw APIError(.validationError, "field 'user' is required") }

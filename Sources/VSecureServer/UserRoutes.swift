@@ -27,7 +27,7 @@ struct UserRoutes {
     }
 
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.usersManage)
+        _ = try await context.requireRecorded(.usersManage, .users, .created, service: service)
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["email", "name", "kind", "roles"])
         let email = try body.string("email"), name = try body.string("name")
@@ -58,18 +58,18 @@ struct UserRoutes {
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.usersManage)
+        _ = try await context.requireRecorded(.usersManage, .users, .accessed, service: service)
         let users = try await service.withRegistry { registry, _ throws(VSecureError) in try registry.listUsers() }
         return JSONResponse.make(.object([("data", .array(users.map(Self.json)))]))
     }
 
     @Sendable func show(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.usersManage)
+        _ = try await context.requireRecorded(.usersManage, .users, .accessed, name: context.parameters.get("id"), service: service)
         return JSONResponse.make(Self.json(try await lookUp(context)))
     }
 
     @Sendable func update(_ request: Request, context: ServerContext) async throws -> Response {
-        _ = try context.require(.usersManage)
+        _ = try await context.requireRecorded(.usersManage, .users, .updated, name: context.parameters.get("id"), service: service)
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["roles"])
         guard let roles = try body.strings("roles") else { throw APIError(.validationError, "field 'roles' is required") }
@@ -85,7 +85,7 @@ struct UserRoutes {
     }
 
     @Sendable func disable(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.usersManage)
+        let caller = try await context.requireRecorded(.usersManage, .users, .disabled, name: context.parameters.get("id"), service: service)
         let user = try await lookUp(context)
         // A user has no way back once disabled (there is no enable), so a key never disables
         // its own user: on a fresh server that is the only admin, and nothing could undo it.

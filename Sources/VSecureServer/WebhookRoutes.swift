@@ -34,7 +34,7 @@ struct WebhookRoutes {
     }
 
     @Sendable func create(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.webhooksManage)
+        let caller = try await context.requireRecorded(.webhooksManage, .webhooks, .created, service: service)
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         if let unknown = body.members.first(where: { !Self.createFields.contains($0.0) }) {
             throw APIError(.validationError, "unknown field \(Quoted(unknown.0))",
@@ -82,7 +82,7 @@ struct WebhookRoutes {
     }
 
     @Sendable func list(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.webhooksManage)
+        let caller = try await context.requireRecorded(.webhooksManage, .webhooks, .accessed, service: service)
         let hooks = try await APIError.wrap { () async throws(VSecureError) in
             try await service.withRegistry { registry, _ throws(VSecureError) in try registry.listWebhooks() }
         }
@@ -90,7 +90,7 @@ struct WebhookRoutes {
     }
 
     @Sendable func delete(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.webhooksManage)
+        let caller = try await context.requireRecorded(.webhooksManage, .webhooks, .deleted, name: context.parameters.get("id"), service: service)
         let hook = try await visibleWebhook(context, caller: caller)
         let deleted = try await service.change(in: .registry) { _, registry, now throws(VSecureError) in
             let deleted = try registry.deleteWebhook(id: hook.id, now: now)
@@ -102,7 +102,7 @@ struct WebhookRoutes {
 
     /// Queues a `ping` to the webhook (202); the worker sends it within its poll interval.
     @Sendable func test(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.webhooksManage)
+        let caller = try await context.requireRecorded(.webhooksManage, .webhooks, .used, name: context.parameters.get("id"), service: service)
         let hook = try await visibleWebhook(context, caller: caller)
         let eventID = SecretEvent.newID()
         let now = service.clock()
@@ -118,7 +118,7 @@ struct WebhookRoutes {
 
     /// The webhook's latest deliveries (at most 100): what was sent when, and how it went.
     @Sendable func deliveries(_ request: Request, context: ServerContext) async throws -> Response {
-        let caller = try context.require(.webhooksManage)
+        let caller = try await context.requireRecorded(.webhooksManage, .webhooks, .accessed, name: context.parameters.get("id"), service: service)
         let hook = try await visibleWebhook(context, caller: caller)
         let states = try await APIError.wrap { () async throws(VSecureError) in
             try await service.withRegistry { registry, _ throws(VSecureError) in try registry.webhookDeliveries(webhookID: hook.id) }

@@ -193,6 +193,39 @@ struct AuditedChangeTests {
         }
     }
 
+    @Test("a refusal on an administration route is recorded too: resource, action, the scope it lacked")
+    func administrationDenialsAudited() async throws {
+        let server = try ServerFixture.make()
+        let reader = try await server.makeKey(name: "reader", scopes: [.secretsRead])
+        try await server.test { client in
+            let adminKeyID = try #require(try await client.send(.get, "/v1/security/api-keys", key: server.admin).data.first?["id"] as? String)
+            let attempts: [(AuditEvent.Resource, AuditEvent.Action, String?, String, Reply)] = [
+                (.users, .updated, "admin", "users:manage",
+                 try await client.send(.put, "/v1/security/users/admin", key: reader, json: ["roles": ["admins"]])),
+                (.policy, .changed, nil, "policy:manage",
+                 try await client.send(.put, "/v1/security/policy", key: reader, json: ["secrets": ["**": ["read": ["engineers"]]]])),
+                (.grants, .created, nil, "grants:manage",
+                 try await client.send(.post, "/v1/security/grants", key: reader, json: ["user": "admin", "path": "**", "duration": "1h"])),
+                (.apiKeys, .rotated, adminKeyID, "apikeys:manage",
+                 try await client.send(.post, "/v1/security/api-keys/\(adminKeyID)/rotate", key: reader)),
+                (.audit, .accessed, nil, "audit:read", try await client.send(.get, "/v1/security/audit-logs", key: reader)),
+                (.webhooks, .created, nil, "webhooks:manage",
+                 try await client.send(.post, "/v1/security/webhooks", key: reader, json: ["url": "https://example.com/hook"])),
+            ]
+            let log = try AuditLog.open(path: server.directory.file("audit.db"), keyPath: server.directory.file("audit.key"), create: false)
+            let denials = try log.entries(AuditFilter(outcome: .failure, limit: 100)).entries.sorted { $0.seq < $1.seq }
+            #expect(denials.count == attempts.count, "\(denials.map(\.event))")
+            for ((resource, action, name, scope, reply), entry) in zip(attempts, denials) {
+                expectError(reply, .forbidden, "PERMISSION_DENIED")
+                let details = Dictionary(entry.event.details, uniquingKeysWith: { first, _ in first })
+                #expect(entry.event.resource == resource && entry.event.action == action && entry.event.name == name
+                        && entry.event.actor.keyName == "reader", "\(resource): \(entry.event)")
+                #expect(details["reason"] == "permission_denied" && details["check"] == "scope" && details["scope"] == scope,
+                        "\(resource): \(entry.event)")
+            }
+        }
+    }
+
     @Test("a denied write is recorded as what it tried: created, updated, rolled back or rotated")
     func deniedWritesNamed() async throws {
         let server = try ServerFixture.make()
