@@ -104,9 +104,23 @@ public final class AuditLog {
             throw VSecureError(.key, "the audit log's key \(Quoted(keyPath)) is missing",
                                hint: "restore it from a backup; without it the log cannot be verified or extended")
         default:
-            let log = try AuditLog(path: path, key: try PrivateFiles.readKeyFile(keyPath), durability: durability)
+            let log = try openExisting(path: path, key: try PrivateFiles.readKeyFile(keyPath), durability: durability)
             log.foldReceipts(slice: receiptsSlice)
             return log
+        }
+    }
+
+    /// Opens a log that exists, saying so in words about the audit log when the file is not
+    /// one (empty, another SQLite database, a dropped table): SQLite's own errors name a vault.
+    private static func openExisting(path: String, key: SecureBytes, durability: Durability) throws(VSecureError) -> AuditLog {
+        do {
+            return try AuditLog(path: path, key: key, durability: durability)
+        } catch {
+            guard error.status == .integrity || error.status == .internalError else { throw error }
+            // SQLite's words, without the vault-minded context of `SQLiteDatabase.error`.
+            let detail = error.message.hasPrefix("vault query failed: ") ? String(error.message.dropFirst("vault query failed: ".count)) : error.message
+            throw VSecureError(.integrity, "the audit log \(Quoted(path)) is damaged or is not an audit log (\(detail))",
+                               hint: "restore it from a backup; nothing is written to it until then")
         }
     }
 
@@ -189,6 +203,12 @@ public final class AuditLog {
             throw VSecureError(.integrity, "the audit log \(Quoted(path)) has no log id: it is damaged or was edited")
         }
         logID = statement.blob(0)
+        // Every table the log reads and writes, with its columns: a dropped or altered table is
+        // refused at open, not at the first write.
+        for check in ["SELECT seq, time, resource, action, result, actor, environment, name, event, mac FROM audit_entries LIMIT 0",
+                      "SELECT id, seq, mac, anchor_mac FROM audit_anchor LIMIT 0"] {
+            _ = try db.prepare(check)
+        }
     }
 
     // MARK: - The chain
@@ -237,9 +257,16 @@ public final class AuditLog {
         return (seq, mac)
     }
 
-    /// Refuses a log whose anchor is missing or edited.
+    /// Refuses a log whose anchor is missing or edited, or whose newest entry is not the one
+    /// the anchor names (entries cut off the end, or added outside vsecure): appending to it
+    /// would turn a cut into what looks like a gap further on.
     public func checkAnchor() throws(VSecureError) {
-        _ = try head()
+        let anchor = try head()
+        let newest = try db.scalarInt("SELECT coalesce(max(seq), 0) FROM audit_entries")
+        guard newest == anchor.seq else {
+            throw VSecureError(.integrity, "the audit log \(Quoted(path)) ends at entry \(newest), but its anchor says entry \(anchor.seq) was the last written; nothing more is written to it",
+                               hint: "run `vsecure audit:verify` to see where the log was changed")
+        }
     }
 
     private func anchorError() -> VSecureError {

@@ -45,6 +45,23 @@ struct AuditTrailTests {
         // And a server does not start on it.
         #expect(throws: VSecureError.self) { _ = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key")) }
     }
+
+    @Test("a server does not start on a log whose newest entries were cut off or whose entries table was dropped (exit 8)")
+    func damagedLogRefused() async throws {
+        for damage in ["DELETE FROM audit_entries WHERE seq > 1", "DROP TABLE audit_entries"] {
+            let directory = try TemporaryDirectory(prefix: "vsecure-audit-trail")
+            do {
+                let trail = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
+                for n in 1...3 { try await trail.record(Self.event(n)) }
+            }
+            let other = try AuditLog.open(path: directory.file("audit.db"), keyPath: directory.file("audit.key"), create: false)
+            try other.db.execute(damage)
+            let error = #expect(throws: VSecureError.self) {
+                _ = try AuditTrail(path: directory.file("audit.db"), keyPath: directory.file("audit.key"))
+            }
+            #expect(error?.status == .integrity && error?.message.contains("audit log") == true, "\(damage): \(String(describing: error))")
+        }
+    }
 }
 
 /// The server's data is bound to its audit log: a log deleted with its key, or swapped for a

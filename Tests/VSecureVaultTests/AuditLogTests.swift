@@ -73,6 +73,25 @@ struct AuditLogTests {
         #expect(result.isIntact && result.checked == 3, "\(result)")
     }
 
+    @Test("an empty file or another SQLite database in the log's place is refused as a damaged audit log, not called a vault")
+    func notALog() throws {
+        let fixture = try Fixture()
+        for make in ["empty", "other database"] {
+            let directory = try ScratchDirectory()
+            let path = directory.child("app.audit.db"), keyPath = AuditLog.keyPath(forLog: path)
+            try FileManager.default.copyItem(atPath: fixture.keyPath, toPath: keyPath)
+            try PrivateFiles.createEmptyFile(path)
+            if make == "other database" {
+                let other = try SQLiteDatabase(path: path, create: false)
+                try other.execute("CREATE TABLE notes(text TEXT)")
+            }
+            let error = #expect(throws: VSecureError.self) { _ = try AuditLog.open(path: path, keyPath: keyPath, create: false) }
+            #expect(error?.status == .integrity, "\(make): \(String(describing: error))")
+            #expect(error?.message.hasPrefix("the audit log \(Quoted(path)) is damaged or is not an audit log") == true
+                    && error?.hints.contains { $0.contains("vault") } == false, "\(make): \(String(describing: error))")
+        }
+    }
+
     @Test("filters: resource, action, result, actor, name (also inside items), time window, pages both ways")
     func filters() throws {
         let fixture = try Fixture()
@@ -219,7 +238,7 @@ struct AuditLogTests {
     func createdAtOnce() async throws {
         for _ in 0..<5 {
             let directory = try ScratchDirectory()
-            let path = directory.child("vault.audit.db"), keyPath = AuditLog.keyPath(forLog: path)
+            let path = directory.child("app.audit.db"), keyPath = AuditLog.keyPath(forLog: path)
             let ids = try await withThrowingTaskGroup(of: [UInt8].self) { group in
                 for _ in 0..<4 {
                     group.addTask { try AuditLog.open(path: path, keyPath: keyPath, create: true).logID }
