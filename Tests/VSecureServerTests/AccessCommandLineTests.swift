@@ -58,6 +58,11 @@ struct AccessCommandLineTests {
         let duplicate = try setup.run(["users:create", "eng@example.com"])
         #expect(duplicate.status == 4, "\(duplicate)")
         #expect(duplicate.stderr.hasPrefix("vsecure: error: the user eng@example.com already exists\n"), "\(duplicate)")
+        // Spaces around list items go; a space inside a name is the server's to refuse, not the CLI's to remove.
+        let spaced = try setup.run(["users:create", "ops@example.com", "--roles", "dev ops"])
+        #expect(spaced.status == 2 && spaced.stderr.contains("'dev ops'"), "\(spaced)")
+        let trimmed = try setup.ok(["users:create", "two@example.com", "--roles", " engineers , deployers "])
+        #expect(trimmed.stdoutText.contains("engineers,deployers") || trimmed.stdoutText.contains("engineers, deployers"), "\(trimmed)")
         // An unknown user: exit 3, and a hint that names commands, not the API's routes.
         for arguments in [["users:update", "nobody@example.com", "--roles", "x"], ["users:disable", "nobody@example.com"],
                           ["api-keys:create", "--user", "nobody@example.com", "--scopes", "secrets:read"],

@@ -55,9 +55,11 @@ extension JSONValue {
     }
 }
 
-/// A comma-separated list option (`--roles a,b`).
+/// A comma-separated list option (`--roles a,b`, or `a, b`). Spaces around an item go; spaces
+/// inside one stay, so the server refuses `dev ops` rather than the CLI making it `devops`.
 func commaList(_ text: String) -> [String] {
-    text.split(separator: ",").map { String($0.filter { !$0.isWhitespace }) }.filter { !$0.isEmpty }
+    text.split(separator: ",").map { String($0.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed()) }
+        .filter { !$0.isEmpty }
 }
 
 func printJSON(_ value: JSONValue) { Console.out(value.serialized()) }
