@@ -165,3 +165,21 @@ extension UInt8 {
     var isASCIILowercase: Bool { (0x61...0x7A).contains(self) }
     var isASCIIDigit: Bool { (0x30...0x39).contains(self) }
 }
+
+/// Text that names someone or something to a person (an email, an API key's label): whether it
+/// holds a character a reader cannot see or tell apart from a space. Control characters,
+/// format characters (zero-width spaces, direction overrides, byte-order marks), separators
+/// other than the plain space, private-use and unassigned code points all count. So a user
+/// `ana@example.com` followed by a zero-width space cannot pass for `ana@example.com` in a
+/// listing or the audit log.
+public func containsHiddenCharacters(_ text: String, allowingSpace: Bool) -> Bool {
+    text.unicodeScalars.contains { scalar in
+        if scalar == " " { return !allowingSpace }
+        switch scalar.properties.generalCategory {
+        case .control, .format, .spaceSeparator, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned:
+            return true
+        default:
+            return false
+        }
+    }
+}

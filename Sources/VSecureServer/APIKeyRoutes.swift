@@ -37,8 +37,8 @@ struct APIKeyRoutes {
         let body = try await JSONBody.parse(request, limit: limits.maxBodyBytes, timeoutSeconds: limits.bodyTimeoutSeconds)
         try body.rejectUnknown(["name", "scopes", "environments", "expiresIn", "user"])
         guard let name = try body.string("name"), !name.isEmpty, name.utf8.count <= 100,
-              !name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else {
-            throw APIError(.validationError, "field 'name' is required: 1 to 100 characters without control characters")
+              !containsHiddenCharacters(name, allowingSpace: true) else {
+            throw APIError(.validationError, "field 'name' is required: 1 to 100 characters without control or invisible characters")
         }
         guard let scopes = try body.strings("scopes"), !scopes.isEmpty else {
             throw APIError(.validationError, "field 'scopes' is required", details: ["allowed": Scope.allCases.map(\.rawValue).joined(separator: ", ")])

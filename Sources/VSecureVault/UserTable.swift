@@ -29,12 +29,13 @@ extension ServerRegistry {
         public var isDisabled: Bool { disabledAt != nil }
     }
 
-    /// A person's email: one '@' with something on both sides, no spaces or control characters,
-    /// at most 254 bytes. Lowercased, so `Ana@Example.com` and `ana@example.com` are one user.
+    /// A person's email: one '@' with something on both sides, no spaces and no control or
+    /// invisible characters (`containsHiddenCharacters`), at most 254 bytes. Lowercased, so
+    /// `Ana@Example.com` and `ana@example.com` are one user.
     public static func validEmail(_ text: String) throws(VSecureError) -> String {
         let parts = text.split(separator: "@", omittingEmptySubsequences: false)
         guard text.utf8.count <= 254, parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty,
-              !text.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F }) else {
+              !containsHiddenCharacters(text, allowingSpace: false) else {
             throw VSecureError.usage("\(Quoted(text)) is not an email address",
                                      hint: "a person is named by an email like ana@example.com; a service account by a name like ci-deploy (--service)")
         }

@@ -310,6 +310,17 @@ struct AccessControlTests {
             expectError(try await client.send(.post, "/v1/security/users", key: server.admin, json: ["email": "new@example.com"]), .conflict, "CONFLICT")
             expectError(try await client.send(.post, "/v1/security/users", key: server.admin, json: ["email": "no at sign"]), .badRequest, "VALIDATION_ERROR")
             expectError(try await client.send(.post, "/v1/security/users", key: server.admin, json: ["name": "Bad Name"]), .badRequest, "VALIDATION_ERROR")
+            // Characters that would let one user pass for another: zero-width space, no-break
+            // space, a C1 control, a direction override, a byte-order mark.
+            for hidden in ["\u{200B}", "\u{00A0}", "\u{0085}", "\u{202E}", "\u{FEFF}"] {
+                let email = "new" + hidden + "@example.com"
+                expectError(try await client.send(.post, "/v1/security/users", key: server.admin, json: ["email": email]), .badRequest, "VALIDATION_ERROR")
+                expectError(try await client.send(.post, "/v1/security/api-keys", key: server.admin, json: ["name": "ci" + hidden, "scopes": ["secrets:read"]]),
+                            .badRequest, "VALIDATION_ERROR")
+            }
+            // Letters beyond ASCII are names like any other.
+            #expect(try await client.send(.post, "/v1/security/users", key: server.admin, json: ["email": "josé@exämple.com"]).status == .created)
+            #expect(try await client.send(.post, "/v1/security/api-keys", key: server.admin, json: ["name": "déploiement nocturne", "scopes": ["secrets:read"]]).status == .created)
             let service = try await client.send(.post, "/v1/security/users", key: server.admin, json: ["name": "ci-deploy", "roles": ["engineers"]])
             #expect(service.string("kind") == "service", "\(service)")
             let list = try await client.send(.get, "/v1/security/users", key: server.admin)
