@@ -18,7 +18,10 @@ struct APIKeyRoutes {
         table.add(group, .post, "api-keys/:id/rotate", rotate)
     }
 
-    static func json(_ key: ServerRegistry.APIKey, token: String?, now: Timestamp, user: String? = nil) -> JSONValue {
+    /// A key as the API shows it. `active` is whether it works now: not revoked, not expired,
+    /// and its owner not disabled (`userDisabled`; such a key gets 403 on every route).
+    static func json(_ key: ServerRegistry.APIKey, token: String?, now: Timestamp, user: String? = nil,
+                     ownerDisabled: Bool = false) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("id", .string(key.id)), ("name", .string(key.name)), ("user", .optional(user)), ("userId", .string(key.userID)),
             ("scopes", .array(key.scopes.map(JSONValue.string))),
@@ -26,7 +29,8 @@ struct APIKeyRoutes {
             ("createdAt", .string(key.createdAt.iso8601)),
             ("expiresAt", .optional(key.expiresAt?.iso8601)),
             ("revokedAt", .optional(key.revokedAt?.iso8601)),
-            ("active", .bool(key.isActive(at: now))),
+            ("userDisabled", .bool(ownerDisabled)),
+            ("active", .bool(key.isActive(at: now) && !ownerDisabled)),
         ]
         if let token { members.insert(("key", .string(token)), at: 4) }
         return .object(members)
@@ -90,8 +94,14 @@ struct APIKeyRoutes {
             (try registry.listKeys(), try registry.listUsers(), now)
         }
         var names: [String: String] = [:]
-        for user in users { names[user.id] = user.name }
-        return JSONResponse.make(.object([("data", .array(keys.map { Self.json($0, token: nil, now: now, user: names[$0.userID]) }))]))
+        var disabled: Set<String> = []
+        for user in users {
+            names[user.id] = user.name
+            if user.isDisabled { disabled.insert(user.id) }
+        }
+        return JSONResponse.make(.object([("data", .array(keys.map {
+            Self.json($0, token: nil, now: now, user: names[$0.userID], ownerDisabled: disabled.contains($0.userID))
+        }))]))
     }
 
     @Sendable func revoke(_ request: Request, context: ServerContext) async throws -> Response {
@@ -110,13 +120,13 @@ struct APIKeyRoutes {
         let caller = try await context.requireRecorded(.apiKeysManage, .apiKeys, .rotated, name: context.parameters.get("id"), service: service)
         let id = context.parameters.get("id") ?? ""
         try await requireCovers(caller, id: id)
-        typealias Rotated = (key: ServerRegistry.APIKey, token: String, now: Timestamp, owner: String?)
+        typealias Rotated = (key: ServerRegistry.APIKey, token: String, now: Timestamp, owner: ServerRegistry.User?)
         let rotated = try await service.change(in: .registry) { _, registry, now throws(VSecureError) -> (Rotated?, [AuditEvent]) in
             guard let (key, token) = try registry.rotateKey(id: id, now: now) else { return (nil, []) }
-            return ((key, token, now, try registry.user(reference: key.userID)?.name), [context.auditEvent(.apiKeys, .rotated, name: id, now: now)])
+            return ((key, token, now, try registry.user(reference: key.userID)), [context.auditEvent(.apiKeys, .rotated, name: id, now: now)])
         }
         guard let (key, token, now, owner) = rotated else { throw APIError(.resourceNotFound, "no active API key \(Quoted(id))") }
-        return JSONResponse.make(Self.json(key, token: token, now: now, user: owner))
+        return JSONResponse.make(Self.json(key, token: token, now: now, user: owner?.name, ownerDisabled: owner?.isDisabled ?? false))
     }
 
     /// A key may rotate or revoke only keys that hold no more than it does: a rotation hands over

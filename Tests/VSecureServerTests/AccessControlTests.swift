@@ -216,6 +216,9 @@ struct AccessControlTests {
             expectError(refused, .forbidden, "PERMISSION_DENIED")
             #expect(refused.errorMessage == "the user ops@example.com is disabled")
             expectError(try await client.send(.get, "/v1/security/api-keys", key: ops), .forbidden, "PERMISSION_DENIED")
+            // The key list says so: the key is not active while its owner is disabled.
+            let listed = try await client.send(.get, "/v1/security/api-keys", key: server.admin).data.first { $0["id"] as? String == ops.id }
+            #expect(listed?["active"] as? Bool == false && listed?["userDisabled"] as? Bool == true, "\(String(describing: listed))")
 
             // No key disables its own user (there is no way back): the only admin stays usable.
             let selfDisable = try await client.send(.post, "/v1/security/users/admin/disable", key: server.admin)

@@ -206,7 +206,8 @@ struct APIKeysList: ParsableCommand {
             let status = key[member: "revokedAt"].map { $0 == .null ? nil : "revoked" } ?? nil
             return [key.field("id"), key.field("name"), key.field("user"), key.field("scopes"),
                     key[member: "environments"] == .null ? "all" : key.field("environments"), key.field("expiresAt"),
-                    status ?? (key[member: "active"] == .bool(true) ? "active" : "expired")]
+                    status ?? (key[member: "userDisabled"] == .bool(true) ? "user disabled"
+                        : key[member: "active"] == .bool(true) ? "active" : "expired")]
         }))
     }
 }
