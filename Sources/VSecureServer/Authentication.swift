@@ -123,13 +123,20 @@ extension ServerContext {
 
     /// Why `key` may not use `scope` (in `environment`): the check that failed (`scope` or
     /// `environment`) and the 403 that says so; nil when it may.
-    static func refusal(_ key: ServerRegistry.APIKey, _ scope: Scope, environment: EnvironmentName?) -> (check: String, error: APIError)? {
+    /// With `attempt` (a secret route: the action and the path), the message and details name
+    /// them too, as a policy denial's do.
+    static func refusal(_ key: ServerRegistry.APIKey, _ scope: Scope, environment: EnvironmentName?,
+                        attempt: (action: AccessAction, path: String)? = nil) -> (check: String, error: APIError)? {
+        func refused(_ check: String, _ reason: String, _ details: [String: String]) -> (check: String, error: APIError) {
+            guard let attempt else { return (check, APIError(.permissionDenied, reason, details: details)) }
+            return (check, APIError(.permissionDenied, "\(attempt.action.rawValue) on \(attempt.path) is denied: \(reason)",
+                                    details: details.merging(["action": attempt.action.rawValue, "path": attempt.path]) { first, _ in first }))
+        }
         guard key.scopes.contains(scope.rawValue) else {
-            return ("scope", APIError(.permissionDenied, "this API key lacks the scope \(scope.rawValue)", details: ["scope": scope.rawValue]))
+            return refused("scope", "this API key lacks the scope \(scope.rawValue)", ["scope": scope.rawValue])
         }
         if let environment, let allowed = key.environments, !allowed.contains(environment) {
-            return ("environment", APIError(.permissionDenied, "this API key is not allowed in the environment \(environment)",
-                                            details: ["environment": environment.rawValue]))
+            return refused("environment", "this API key is not allowed in the environment \(environment)", ["environment": environment.rawValue])
         }
         return nil
     }

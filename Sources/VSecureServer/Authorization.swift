@@ -57,9 +57,9 @@ extension ServerContext {
     func requireScope(_ action: AccessAction, environment: EnvironmentName?, path: String? = nil, auditAs: AuditEvent.Action? = nil,
                       service: SecretService) async throws -> ServerRegistry.APIKey {
         guard let key = apiKey else { throw APIError.unauthenticated }
-        if let refusal = Self.refusal(key, action.scope, environment: environment) {
-            try await service.recordDenial(action: action, path: path ?? environment.map { "\($0.rawValue)/*" } ?? "*",
-                                           reason: refusal.check, auditAs: auditAs, context: self)
+        let path = path ?? environment.map { "\($0.rawValue)/*" } ?? "*"
+        if let refusal = Self.refusal(key, action.scope, environment: environment, attempt: (action, path)) {
+            try await service.recordDenial(action: action, path: path, reason: refusal.check, auditAs: auditAs, context: self)
             throw refusal.error
         }
         return key

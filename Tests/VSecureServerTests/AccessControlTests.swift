@@ -141,7 +141,8 @@ struct AccessControlTests {
                                                          scopes: [Scope.secretsRead, .secretsWrite, .secretsDelete].filter { $0 != action.scope })
                         let noScope = try await Self.attempt(client, lacking, action, path)
                         expectError(noScope, .forbidden, "PERMISSION_DENIED")
-                        #expect(noScope.errorMessage == "this API key lacks the scope \(action.scope.rawValue)", "\(label) (no scope)")
+                        #expect(noScope.errorMessage == "\(action.rawValue) on \(path) is denied: this API key lacks the scope \(action.scope.rawValue)",
+                                "\(label) (no scope): \(String(describing: noScope.errorMessage))")
                         checked += 3
                     }
                 }
