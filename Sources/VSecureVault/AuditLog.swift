@@ -419,15 +419,17 @@ public final class AuditLog {
     public func entries(_ filter: AuditFilter) throws(VSecureError) -> (entries: [AuditEntry], hasMore: Bool) {
         var conditions: [String] = []
         var texts: [String] = []
-        func text(_ column: String, _ value: String?) {
+        func text(_ column: String, _ value: String?, collation: String = "") {
             guard let value else { return }
             texts.append(value)
-            conditions.append("\(column) = ?\(texts.count)")
+            conditions.append("\(column) = ?\(texts.count)\(collation)")
         }
         text("resource", filter.resource?.rawValue)
         text("action", filter.action?.rawValue)
         text("result", filter.outcome?.rawValue)
-        text("actor", filter.actor)
+        // Emails are stored lowercased, and `user@host` actors have a host of any case: the
+        // actor matches without regard to ASCII case (`ANA@example.com` finds ana@example.com).
+        text("actor", filter.actor, collation: " COLLATE NOCASE")
         text("environment", filter.environment)
         if let name = filter.name {
             texts.append(name)

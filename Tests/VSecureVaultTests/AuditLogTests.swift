@@ -104,6 +104,7 @@ struct AuditLogTests {
         #expect(try seqs(AuditFilter(action: .updated)) == [2])
         #expect(try seqs(AuditFilter(outcome: .failure)) == [4])
         #expect(try seqs(AuditFilter(actor: "bob@example.com")) == [3])
+        #expect(try seqs(AuditFilter(actor: "BOB@Example.com")) == [3], "the actor matches whatever its ASCII case")
         #expect(try seqs(AuditFilter(name: "SECRET_3")) == [3, 5])
         #expect(try seqs(AuditFilter(resource: .apiKeys)) == [])
         #expect(try seqs(AuditFilter(since: time(1_800_000_000 + 120), until: time(1_800_000_000 + 240))) == [2, 3])
