@@ -95,6 +95,8 @@ struct AccessCommandLineTests {
         // A missing file is bad input, as for `import`.
         let missing = try setup.run(["policy:set", setup.config.file("no-such-policy.json")])
         #expect(missing.status == 2 && missing.stderr.contains("no-such-policy.json"), "\(missing)")
+        let directory = try setup.run(["policy:set", setup.config.path])
+        #expect(directory.status == 9 && directory.stderr.contains("Is a directory"), "\(directory)")
 
         let good = setup.config.file("policy.json")
         let policy = """

@@ -159,8 +159,8 @@ struct APIKeysCreate: ParsableCommand {
         abstract: "Create an API key for a user; the token is printed once, on stdout.",
         discussion: """
         The key acts with the user's roles, limited further by its own scopes (secrets:read, \
-        secrets:write, secrets:delete, apikeys:manage, audit:read, users:manage, policy:manage, \
-        grants:manage) and, with --environments, to some environments. A key for another user needs \
+        secrets:write, secrets:delete, apikeys:manage, audit:read, webhooks:manage, users:manage, \
+        policy:manage, grants:manage) and, with --environments, to some environments. A key for another user needs \
         users:manage as well as apikeys:manage.
         """
     )
@@ -298,6 +298,8 @@ func readPublicFile(_ path: String) throws(VSecureError) -> [UInt8] {
     while true {
         let count = fread(&chunk, 1, chunk.count, handle)
         if count > 0 { bytes += chunk[0..<count] }
+        // A directory opens but cannot be read (EISDIR): say so, rather than parse nothing.
+        if ferror(handle) != 0 { throw VSecureError(.io, "cannot read \(Quoted(path)): \(String(cString: strerror(errno)))") }
         if count < chunk.count { break }
         guard bytes.count <= 1 << 20 else { throw VSecureError.usage("\(Quoted(path)) is larger than 1 MiB") }
     }
@@ -368,7 +370,7 @@ struct QuietExit: Error {
 struct SecretsGrantAccess: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "secrets:grant-access",
-        abstract: "Let a user read (or write) a secret, or every secret a path pattern matches, for a while.",
+        abstract: "Let a user read, write or delete a secret, or every secret a path pattern matches, for a while.",
         discussion: """
         The grant adds to the access policy and ends by itself: the server's clock decides. Give a \
         NAME (with --env) or --path 'staging/*'. Needs a key with grants:manage.
@@ -387,7 +389,7 @@ struct SecretsGrantAccess: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("How long, e.g. 1h or 30m.", valueName: "duration"))
     var duration: String
 
-    @Option(name: .long, help: ArgumentHelp("read, write or delete (default read).", valueName: "action"))
+    @Option(name: .long, help: ArgumentHelp("read, write or delete.", valueName: "action"))
     var action: String = "read"
 
     @Option(name: .long, help: ArgumentHelp("The secret's environment (default: $VSECURE_ENV, else the server's default).", valueName: "name"))
