@@ -35,6 +35,24 @@ enum LaunchReceipt {
         let event = AuditEvent(time: try Launcher.currentTime(),
                                actor: AuditEvent.Actor(user: LocalIdentity.actor(override: LauncherConsole.string("VSECURE_ACTOR"))),
                                resource: .secrets, action: .accessed, environment: environment.rawValue, items: items, details: details)
+        write(event, settings: settings, what: "the launch receipt", then: "launching anyway")
+    }
+
+    /// After `execve` failed (a bad interpreter or binary format, E2BIG: what the path lookup
+    /// before the receipt cannot see): a second entry under the same run id, `accessed
+    /// failure` with the reason, so the log does not read as if the program got its secrets.
+    static func recordExecFailure(runID: String, settings: LaunchSettings, environment: EnvironmentName, code: Int32,
+                                  command: [String]) {
+        var details: [(String, String)] = [("runId", runID), ("via", "vsecure-run"), ("reason", "exec_failed"),
+                                           ("error", String(cString: strerror(code)))]
+        if let program = command.first { details.append(("command", program)) }
+        guard let now = try? Launcher.currentTime() else { return }
+        let event = AuditEvent(time: now, actor: AuditEvent.Actor(user: LocalIdentity.actor(override: LauncherConsole.string("VSECURE_ACTOR"))),
+                               resource: .secrets, action: .accessed, outcome: .failure, environment: environment.rawValue, details: details)
+        write(event, settings: settings, what: "the failed launch's receipt", then: "the launch receipt before it stands alone")
+    }
+
+    private static func write(_ event: AuditEvent, settings: LaunchSettings, what: String, then: String) {
         let path = settings.auditLogPath
         let keyPath = AuditLog.keyPath(forLog: path)
         do {
@@ -48,7 +66,7 @@ enum LaunchReceipt {
         } catch {
             // A local vault's log is a record, not a barrier: whoever holds the key can read the
             // vault directly, and a full disk or a read-only image must not stop a program.
-            LauncherConsole.warning("the launch receipt was not written to the audit log \(path): \(error.message); launching anyway")
+            LauncherConsole.warning("\(what) was not written to the audit log \(path): \(error.message); \(then)")
         }
     }
 }

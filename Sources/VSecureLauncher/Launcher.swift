@@ -142,6 +142,9 @@ public enum Launcher {
         }
         // execve returned: the block is released (and wiped) before the error is reported.
         _ = consume block
+        if remote == nil {
+            LaunchReceipt.recordExecFailure(runID: runID, settings: settings, environment: environment, code: code, command: options.command)
+        }
         throw CommandLookup.execFailure(code, command: options.command[0])
     }
 

@@ -62,6 +62,31 @@ struct LaunchReceiptTests {
         #expect((receipt["actor"] as? [String: Any])?["user"] as? String == "\(user)@\(String(cString: host))")
     }
 
+    @Test("a program that execve refuses (a missing interpreter, not an executable) gets a second entry: accessed failure, the same run id")
+    func execFailure() throws {
+        let fixture = try LaunchFixture()
+        try fixture.secret("A", "1")
+        try fixture.manifest("version: 1\nsecrets: [A]\n")
+        let badInterpreter = fixture.directory.file("bad-interpreter.sh")
+        try "#!/nonexistent/interpreter\n".write(toFile: badInterpreter, atomically: true, encoding: .utf8)
+        let notBinary = fixture.directory.file("not-binary")
+        try "\u{7F}ELF not really\n".write(toFile: notBinary, atomically: true, encoding: .utf8)
+        for (program, status) in [(badInterpreter, Int32(127)), (notBinary, Int32(126))] {
+            #expect(chmod(program, 0o755) == 0)
+            let before = try auditEntries(fixture).count
+            let result = try fixture.launch(["--env", "production", "--", program])
+            #expect(result.status == status, "\(program): \(result)")
+            let entries = try auditEntries(fixture)
+            #expect(entries.count == before + 2, "\(program): \(entries.suffix(2))")
+            let (served, failed) = (entries[entries.count - 2], entries[entries.count - 1])
+            let servedDetails = served["details"] as? [String: String], failedDetails = failed["details"] as? [String: String]
+            #expect(served["result"] as? String == "success" && failed["result"] as? String == "failure", "\(program): \(entries.suffix(2))")
+            #expect(failed["action"] as? String == "accessed" && failedDetails?["reason"] == "exec_failed"
+                    && failedDetails?["runId"] != nil && failedDetails?["runId"] == servedDetails?["runId"], "\(program): \(failed)")
+        }
+        #expect(try fixture.vault.run(["audit:verify"]).status == 0)
+    }
+
     @Test("--dry-run serves nothing and records nothing")
     func dryRun() throws {
         let fixture = try LaunchFixture()
