@@ -180,9 +180,14 @@ public enum Launcher {
         }
     }
 
-    /// The clock, or VSECURE_TEST_NOW: the test clock of docs/rotation.md.
+    /// The clock, or, in a debug build, VSECURE_TEST_NOW: the test clock of docs/rotation.md
+    /// (a release build ignores it, as `vsecure` does).
     static func currentTime() throws(VSecureError) -> Timestamp {
+        #if DEBUG
         let testNow = getenv("VSECURE_TEST_NOW").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 }
+        #else
+        let testNow: String? = nil
+        #endif
         return try testNow.map { (text: String) throws(VSecureError) in try Timestamp(testNow: text) }
             ?? Timestamp(secondsSinceEpoch: Int64(time(nil)))
     }

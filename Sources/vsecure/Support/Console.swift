@@ -81,10 +81,16 @@ enum ProcessEnvironment {
     /// Who the version records name: `VSECURE_ACTOR`, else `user@host`.
     static var actor: String { LocalIdentity.actor(override: string("VSECURE_ACTOR")) }
 
-    /// The clock, or the test hook `VSECURE_TEST_NOW` (ISO 8601 or epoch seconds; docs/rotation.md).
-    /// It only moves the caller's own view of time: whoever sets it already holds the key.
+    /// The clock, or, in a debug build, the test hook `VSECURE_TEST_NOW` (ISO 8601 or epoch
+    /// seconds; docs/rotation.md). A release build ignores it, so no one can backdate its audit
+    /// entries or step past an expiry by setting a variable.
     static var now: Timestamp {
-        guard let text = string("VSECURE_TEST_NOW") else { return Timestamp(secondsSinceEpoch: Int64(time(nil))) }
+        #if DEBUG
+        let testNow = string("VSECURE_TEST_NOW")
+        #else
+        let testNow: String? = nil
+        #endif
+        guard let text = testNow else { return Timestamp(secondsSinceEpoch: Int64(time(nil))) }
         do { return try Timestamp(testNow: text) } catch {
             Console.report(error)
             exit(ExitStatus.usage.rawValue)
