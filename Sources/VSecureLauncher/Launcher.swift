@@ -86,11 +86,16 @@ public enum Launcher {
             }))
             environment = settings.explicitEnvironment ?? manifest?.environment ?? local.defaultEnvironment!
             try local.checkEnvironment(environment)
+            if let manifest { try checkEntryEnvironments(manifest, local) }
             source = local
         }
         defer { source.close() }
 
         let plan = LaunchPlan(manifest: manifest, environment: environment, extraTagSelections: settings.tagSelections, only: settings.only)
+        if plan.isEmpty, let manifest, !settings.only.isEmpty, !LaunchPlan(manifest: manifest, environment: environment, extraTagSelections: [], only: []).isEmpty {
+            throw .usage("--only names \(settings.only.map(\.rawValue).joined(separator: ", ")), which nothing in \(manifest.path) provides",
+                         hint: "--only takes the variable names the manifest sets; `vsecure-run --dry-run` lists them")
+        }
         guard !plan.isEmpty else {
             throw .usage(manifest == nil ? "nothing to inject: no manifest and no --tags"
                                          : "nothing to inject: \(manifest!.path) lists no secrets, templates or tag selection\(settings.only.isEmpty ? "" : " that --only keeps"), and no --tags",
@@ -146,6 +151,21 @@ public enum Launcher {
             LaunchReceipt.recordExecFailure(runID: runID, settings: settings, environment: environment, code: code, command: options.command)
         }
         throw CommandLookup.execFailure(code, command: options.command[0])
+    }
+
+    /// A manifest entry's `environments:` keys must be environments of the vault: a typo such as
+    /// `prodution:` would otherwise leave the entry reading its default name in production.
+    static func checkEntryEnvironments(_ manifest: Manifest, _ local: LocalVaultSource) throws(VSecureError) {
+        for entry in manifest.secrets {
+            for environment in entry.environmentNames.keys.sorted(by: { $0.rawValue < $1.rawValue }) {
+                do {
+                    try local.checkEnvironment(environment)
+                } catch {
+                    throw VSecureError(.manifest, "\(manifest.path):\(entry.location): \(entry.name): environments: \(error.message)",
+                                       hints: error.hints)
+                }
+            }
+        }
     }
 
     /// The server to fetch from, if any. The API key goes only to a server the user named

@@ -53,6 +53,14 @@ struct LaunchBehaviourTests {
         let (dev, devEnv, _) = try fixture.childEnvironment([], env: ["VSECURE_ENV": "development"])
         #expect(dev.status == 0, "\(dev)")
         #expect(devEnv["REDIS_URL"] == Array("redis-dev".utf8))
+
+        // A misspelt environment under environments: is a manifest error, not a silent default.
+        let misspelt = try fixture.manifest("version: 1\nsecrets:\n  - name: REDIS_URL\n    environments: {prodution: REDIS_PRIMARY_URL}\n",
+                                            name: "misspelt.yml")
+        let refused = try fixture.launch(["--manifest", misspelt, "--env", "production", "--", "/bin/true"])
+        #expect(refused.status == 10 && refused.stderr.contains("misspelt.yml:3:5: REDIS_URL: environments: unknown environment 'prodution'"),
+                "\(refused)")
+        #expect(refused.stderr.contains("hint: this vault's environments are:"), "\(refused)")
     }
 
     @Test("tag selections from the manifest and --tags are unioned; --only narrows")
@@ -99,6 +107,11 @@ struct LaunchBehaviourTests {
         let renamed = try fixture.launch(["--env", "production", "--only", "DB_USER", "--", "/bin/true"])
         #expect(renamed.status == 2, "\(renamed)")
         #expect(renamed.stderr.contains("--only names DB_USER, which nothing in the selection provides"), "\(renamed.stderr)")
+        // Naming nothing the manifest sets says so, rather than suggesting a manifest.
+        let listed = try fixture.manifest("version: 1\nsecrets: [DB_USER]\n", name: "listed.yml")
+        let nothing = try fixture.launch(["--manifest", listed, "--env", "production", "--only", "NOPE", "--", "/bin/true"])
+        #expect(nothing.status == 2 && nothing.stderr.contains("--only names NOPE, which nothing in \(listed) provides")
+                && !nothing.stderr.contains("add a vsecure.yml"), "\(nothing)")
         let (narrow, narrowEnv, _) = try fixture.childEnvironment(["--env", "production", "--only", "U"])
         #expect(narrow.status == 0, "\(narrow)")
         #expect(narrowEnv["U"] == Array("user".utf8) && narrowEnv["DB_PASS"] == nil && narrowEnv["DB_USER"] == nil)
