@@ -19,17 +19,20 @@ enum SecretInput {
             throw error
         }
         defer { close(fd) }
-        return try readAll(fd, limit: limit, what: what)
+        // A directory opens but cannot be read: the error names the path, as a missing file's does.
+        return try readAll(fd, limit: limit, what: what, path: path)
     }
 
     static func readStdin(limit: Int, what: String) throws(VSecureError) -> SecureBytes {
         try readAll(STDIN_FILENO, limit: limit, what: what)
     }
 
-    private static func readAll(_ fd: Int32, limit: Int, what: String) throws(VSecureError) -> SecureBytes {
+    private static func readAll(_ fd: Int32, limit: Int, what: String, path: String? = nil) throws(VSecureError) -> SecureBytes {
         let buffer = SecureBytes(count: limit + 1)
         let count = buffer.withUnsafeMutableBytes { PrivateFiles.readFully(fd, into: $0) }
-        guard count >= 0 else { throw VSecureError(.io, "cannot read \(what): \(PrivateFiles.errnoText())") }
+        guard count >= 0 else {
+            throw VSecureError(.io, "cannot read \(what)\(path.map { " from \(Quoted($0))" } ?? ""): \(PrivateFiles.errnoText())")
+        }
         guard count <= limit else {
             throw VSecureError(.usage, "\(what) is larger than the limit of \(limit) bytes")
         }
