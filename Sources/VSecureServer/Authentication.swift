@@ -104,10 +104,11 @@ extension SecretService {
 }
 
 extension ServerContext {
-    /// `require` for the administration routes (users, API keys, grants, the policy, webhooks,
-    /// the audit log): a refusal is recorded first, as `RESOURCE ACTION failure` with `reason:
-    /// permission_denied`, the check and the scope (and `name`, the `{id}` the request names),
-    /// as a refused secret operation is. A log that cannot be written makes it a 503.
+    /// The calling key, which must hold `scope`: the check of the administration routes (users,
+    /// API keys, grants, the policy, webhooks, the audit log). A refusal is recorded before the
+    /// 403, as `RESOURCE ACTION failure` with `reason: permission_denied`, the check and the scope
+    /// (and `name`, the `{id}` the request names), as a refused secret operation is; a log that
+    /// cannot be written makes it a 503.
     @discardableResult
     func requireRecorded(_ scope: Scope, _ resource: AuditEvent.Resource, _ action: AuditEvent.Action, name: String? = nil,
                          service: SecretService) async throws -> ServerRegistry.APIKey {
