@@ -160,6 +160,9 @@ struct BadInputTests {
             expectFailure(result, 2, message)
             #expect(!result.stderr.contains("bbbbbbbb"))
         }
+        // A directory opens but cannot be read: exit 9, naming the path.
+        expectFailure(try vault.run(["secrets:create", "FROM_DIR", "--from-file", vault.directory.path]), 9,
+                      "cannot read the value of FROM_DIR from '\(vault.directory.path)': Is a directory")
         #expect(try vault.snapshot() == before)
     }
 
